@@ -1,0 +1,80 @@
+#include "common.h"
+
+#include <cstdlib>
+#include <limits>
+
+namespace fusedact {
+
+namespace detail {
+void ensure_registered() {}
+}  // namespace detail
+
+bool gelu_is_tanh(const char* op, std::string_view approximate) {
+  if (approximate == "none") return false;
+  if (approximate == "tanh") return true;
+  TORCH_CHECK(false, "fusedact::", op, ": argument 'approximate' must be 'none' or 'tanh', got '",
+              approximate, "'");
+}
+
+void check_floating(const char* op, const char* arg, const Tensor& t) {
+  const auto dtype = t.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||
+                  dtype == at::kBFloat16,
+              "fusedact::", op, ": argument '", arg,
+              "' must be a floating-point tensor (float32, float64, float16 or bfloat16), got ",
+              dtype);
+}
+
+void check_like(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
+                const Tensor& b, bool same_shape) {
+  TORCH_CHECK(a.device() == b.device(), "fusedact::", op, ": arguments '", arg_a, "' and '",
+              arg_b, "' must be on the same device, got ", a.device(), " and ", b.device());
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "fusedact::", op, ": arguments '", arg_a,
+              "' and '", arg_b, "' must have the same dtype, got ", a.scalar_type(), " and ",
+              b.scalar_type());
+  TORCH_CHECK(!same_shape || a.sym_sizes() == b.sym_sizes(), "fusedact::", op, ": arguments '",
+              arg_a, "' and '", arg_b, "' must have the same shape, got ", a.sym_sizes(),
+              " and ", b.sym_sizes());
+}
+
+static bool fill_outputs_with_nan() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("FUSEDACT_FILL_OUTPUTS_WITH_NAN");
+    return value != nullptr && std::string(value) == "1";
+  }();
+  return enabled;
+}
+
+static Tensor maybe_fill(Tensor out) {
+  if (fill_outputs_with_nan() && !is_meta(out)) out.fill_(std::numeric_limits<double>::quiet_NaN());
+  return out;
+}
+
+Tensor new_output(const Tensor& like) { return maybe_fill(at::empty_like(like)); }
+
+Tensor new_output(const Tensor& like, c10::SymIntArrayRef sizes) {
+  return maybe_fill(at::empty_symint(sizes, like.options()));
+}
+
+Tensor in_layout_of(const Tensor& t, const Tensor& layout) {
+  if (t.strides() == layout.strides()) return t;
+  Tensor copy = at::empty_like(layout);
+  copy.copy_(t);
+  return copy;
+}
+
+ScalarKind scalar_kind(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return ScalarKind::Float;
+    case at::kDouble: return ScalarKind::Double;
+    case at::kHalf: return ScalarKind::Half;
+    case at::kBFloat16: return ScalarKind::BFloat16;
+    default: TORCH_CHECK(false, "fusedact: unsupported dtype ", dtype);
+  }
+}
+
+std::string qualified(const char* name, const char* suffix) {
+  return std::string("fusedact::") + name + suffix;
+}
+
+}  // namespace fusedact

@@ -1,0 +1,108 @@
+// Shared pieces of the op layer: argument checks, output allocation, operand layout and
+// the backend switch that hands one elementwise map to the CPU or the CUDA kernel.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/core/DeviceGuard.h>
+#include <torch/library.h>
+
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fusedact/elementwise.h>
+#include <fusedact/fusedact.h>
+#include <fusedact/functors.h>
+#include <fusedact/op_table.h>
+
+#include "cpu/elementwise.h"
+
+#ifdef FUSEDACT_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#define FUSEDACT_BACKENDS "CPU and CUDA"
+#else
+#define FUSEDACT_BACKENDS "CPU only"
+#endif
+
+namespace fusedact {
+
+using at::Tensor;
+
+// approximate='none' -> false, 'tanh' -> true; anything else is an error naming `op`.
+bool gelu_is_tanh(const char* op, std::string_view approximate);
+
+// `t` must be float32, float64, float16 or bfloat16 (the dtypes every kernel supports).
+void check_floating(const char* op, const char* arg, const Tensor& t);
+
+// `b` must match `a` in dtype and device (and shape when `same_shape`).
+void check_like(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
+                const Tensor& b, bool same_shape = true);
+
+// empty_like(like), filled with NaN when FUSEDACT_FILL_OUTPUTS_WITH_NAN=1 so tests see any
+// element a kernel forgot to write.
+Tensor new_output(const Tensor& like);
+Tensor new_output(const Tensor& like, c10::SymIntArrayRef sizes);
+
+// `t` with exactly the strides of `layout` (same shape): itself when it has them, else a
+// copy. Kernels index operands linearly, so all operands of a launch share one layout.
+Tensor in_layout_of(const Tensor& t, const Tensor& layout);
+
+// Outputs on the meta device carry shapes only (torch.compile / export tracing).
+inline bool is_meta(const Tensor& t) { return t.device().is_meta(); }
+
+ScalarKind scalar_kind(at::ScalarType dtype);
+
+// Runs the elementwise map `kernel` over [rows, cols] on the device of `like`.
+template <class Kernel>
+void run_elementwise(const Kernel& kernel, const Tensor& like, int64_t rows, int64_t cols,
+                     const std::array<Operand, Kernel::kInputs>& inputs,
+                     const std::array<Operand, Kernel::kOutputs>& outputs) {
+  if (rows == 0 || cols == 0) return;
+  if (like.device().is_cpu()) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, like.scalar_type(), "fusedact",
+                                    [&] {
+                                      cpu::elementwise<scalar_t>(kernel, rows, cols,
+                                                                 inputs.data(), outputs.data());
+                                    });
+    return;
+  }
+#ifdef FUSEDACT_WITH_CUDA
+  if (like.device().is_cuda()) {
+    c10::DeviceGuard guard(like.device());
+    const char* error = cuda::launch_elementwise(
+        kernel, scalar_kind(like.scalar_type()), rows, cols, inputs.data(), outputs.data(),
+        c10::cuda::getCurrentCUDAStream(like.device().index()).stream());
+    TORCH_CHECK(error == nullptr, "fusedact: CUDA kernel launch failed: ", error);
+    return;
+  }
+#endif
+  TORCH_CHECK(false, "fusedact: no kernel for device ", like.device(),
+              " (this build supports " FUSEDACT_BACKENDS ")");
+}
+
+inline Operand operand(const Tensor& t, int64_t row_stride = 0, int64_t offset = 0) {
+  return Operand{static_cast<char*>(t.data_ptr()) + offset * t.element_size(), row_stride};
+}
+
+// Runs `kernel` with every operand in the layout of outputs[0] (all outputs share it),
+// as one row of numel elements.
+template <class Kernel>
+void run_same_layout(const Kernel& kernel, const std::array<Tensor, Kernel::kOutputs>& outputs,
+                     const std::array<Tensor, Kernel::kInputs>& inputs) {
+  std::array<Tensor, Kernel::kInputs> kept;
+  std::array<Operand, Kernel::kInputs> in;
+  std::array<Operand, Kernel::kOutputs> out;
+  for (int i = 0; i < Kernel::kInputs; ++i) {
+    kept[i] = in_layout_of(inputs[i], outputs[0]);
+    in[i] = operand(kept[i]);
+  }
+  for (int o = 0; o < Kernel::kOutputs; ++o) out[o] = operand(outputs[o]);
+  run_elementwise(kernel, outputs[0], 1, outputs[0].numel(), in, out);
+}
+
+// "fusedact::" + name + suffix, kept alive for the dispatcher lookup.
+std::string qualified(const char* name, const char* suffix);
+
+}  // namespace fusedact

@@ -1,0 +1,450 @@
+// The gated shape class: out = f(gate) * up, for every row of FUSEDACT_GATED_OPS.
+//
+// Packed form: `input` is split in two halves along `dim`; viewed contiguously as
+// [outer, 2, inner] (outer = prod(sizes before dim), inner = sizes[dim]/2 * prod(sizes
+// after dim)) the halves are two operands of row stride 2*inner, so one [outer, inner]
+// launch of the generic kernel covers any dim. Split form (`.split` overload): gate and
+// up are separate tensors of one shape, run as a single row.
+//
+// Per op this registers X, X.split, X_backward, X_backward.split, X_double_backward and
+// X_double_backward.split, with one kernel for CPU, CUDA and Meta and C++ autograd.
+#include <c10/core/SymBool.h>
+#include <c10/util/TypeList.h>
+#include <c10/util/TypeTraits.h>
+
+#include "autograd.h"
+#include "common.h"
+
+namespace fusedact {
+namespace {
+
+using TensorPair = std::tuple<Tensor, Tensor>;
+using TensorTriple = std::tuple<Tensor, Tensor, Tensor>;
+
+// Checks `dim` of the packed input and returns it wrapped to [0, input.dim()).
+int64_t gated_dim(const std::string& op, const Tensor& input, int64_t dim) {
+  const int64_t ndim = input.dim();
+  TORCH_CHECK(ndim > 0, "fusedact::", op,
+              ": argument 'input' must have at least one dimension to split in two halves, "
+              "got a 0-dim tensor");
+  TORCH_CHECK(dim >= -ndim && dim < ndim, "fusedact::", op, ": argument 'dim' must be in [",
+              -ndim, ", ", ndim - 1, "] for a ", ndim, "-dim input, got ", dim);
+  const int64_t wrapped = dim < 0 ? dim + ndim : dim;
+  TORCH_SYM_CHECK((input.sym_size(wrapped) % 2).sym_eq(0), "fusedact::", op,
+                  ": the size of dimension ", dim,
+                  " of argument 'input' must be even to split it in two halves, got ",
+                  input.sym_size(wrapped));
+  return wrapped;
+}
+
+// Shape of the packed input with dimension `dim` halved.
+std::vector<c10::SymInt> halved(const Tensor& input, int64_t dim) {
+  auto sizes = input.sym_sizes().vec();
+  sizes[dim] = sizes[dim] / 2;
+  return sizes;
+}
+
+// Rows and row length of the [outer, 2, inner] view of a contiguous packed tensor.
+struct PackedGeometry {
+  int64_t rows, cols;
+  bool gate_first;
+
+  PackedGeometry(const Tensor& packed, int64_t dim, bool gate_first) : gate_first(gate_first) {
+    rows = 1;
+    for (int64_t d = 0; d < dim; ++d) rows *= packed.size(d);
+    cols = packed.size(dim) / 2;
+    for (int64_t d = dim + 1; d < packed.dim(); ++d) cols *= packed.size(d);
+  }
+  // The halves of a contiguous packed tensor as operands.
+  Operand gate(const Tensor& packed) const { return operand(packed, 2 * cols, gate_first ? 0 : cols); }
+  Operand up(const Tensor& packed) const { return operand(packed, 2 * cols, gate_first ? cols : 0); }
+  // A contiguous tensor of the halved shape.
+  Operand half(const Tensor& t) const { return operand(t, cols); }
+};
+
+template <class Op, class Params = typename c10::guts::infer_function_traits_t<
+                        decltype(Op::make_functor)>::parameter_types>
+struct Gated;
+
+template <class Op, class... P>
+struct Gated<Op, c10::guts::typelist::typelist<P...>> {
+  using Act = decltype(Op::make_functor(std::declval<P>()...));
+
+  static std::string name(const char* suffix) { return std::string(Op::name) + suffix; }
+
+  // Checks grad_output against the op's output shape for `input`.
+  static void check_grad_output(const std::string& op, const Tensor& grad_output,
+                                const Tensor& input, int64_t dim) {
+    check_like(op.c_str(), "input", input, "grad_output", grad_output, /*same_shape=*/false);
+    const auto expected = halved(input, dim);
+    TORCH_CHECK(grad_output.sym_sizes() == c10::SymIntArrayRef(expected), "fusedact::", op,
+                ": argument 'grad_output' must have the output's shape ", expected, ", got ",
+                grad_output.sym_sizes());
+  }
+
+  // ---- packed kernels (CPU, CUDA, Meta) ----
+
+  static Tensor forward(const Tensor& input, P... params, int64_t dim) {
+    const Act act = Op::make_functor(params...);
+    check_floating(Op::name, "input", input);
+    const int64_t d = gated_dim(Op::name, input, dim);
+    Tensor out = new_output(input, halved(input, d));
+    if (is_meta(out)) return out;
+    const Tensor x = input.contiguous();
+    const PackedGeometry geo(x, d, Op::gate_is_first);
+    run_elementwise(GatedForward<Act>{act}, out, geo.rows, geo.cols, {geo.gate(x), geo.up(x)},
+                    {geo.half(out)});
+    return out;
+  }
+
+  static Tensor backward(const Tensor& grad_output, const Tensor& input, P... params,
+                         int64_t dim) {
+    const Act act = Op::make_functor(params...);
+    const std::string op = name("_backward");
+    check_floating(op.c_str(), "input", input);
+    const int64_t d = gated_dim(op, input, dim);
+    check_grad_output(op, grad_output, input, d);
+    Tensor grad_input = new_output(input, input.sym_sizes());
+    if (is_meta(grad_input)) return grad_input;
+    const Tensor x = input.contiguous(), dy = grad_output.contiguous();
+    const PackedGeometry geo(x, d, Op::gate_is_first);
+    run_elementwise(GatedBackward<Act>{act}, x, geo.rows, geo.cols,
+                    {geo.half(dy), geo.gate(x), geo.up(x)},
+                    {geo.gate(grad_input), geo.up(grad_input)});
+    return grad_input;
+  }
+
+  static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
+                                    const Tensor& input, P... params, int64_t dim) {
+    const Act act = Op::make_functor(params...);
+    const std::string op = name("_double_backward");
+    check_floating(op.c_str(), "input", input);
+    const int64_t d = gated_dim(op, input, dim);
+    check_grad_output(op, grad_output, input, d);
+    check_like(op.c_str(), "input", input, "grad_grad_input", grad_grad_input);
+    Tensor grad_grad_output = new_output(input, halved(input, d));
+    Tensor grad_input = new_output(input, input.sym_sizes());
+    if (is_meta(grad_input)) return {grad_grad_output, grad_input};
+    const Tensor x = input.contiguous(), dy = grad_output.contiguous(),
+                 ggx = grad_grad_input.contiguous();
+    const PackedGeometry geo(x, d, Op::gate_is_first);
+    run_elementwise(GatedDoubleBackward<Act>{act}, x, geo.rows, geo.cols,
+                    {geo.gate(ggx), geo.up(ggx), geo.half(dy), geo.gate(x), geo.up(x)},
+                    {geo.half(grad_grad_output), geo.gate(grad_input), geo.up(grad_input)});
+    return {grad_grad_output, grad_input};
+  }
+
+  // ---- split kernels: every operand has gate's shape ----
+
+  static void check_split(const std::string& op, const Tensor& gate, const Tensor& up) {
+    check_floating(op.c_str(), "gate", gate);
+    check_like(op.c_str(), "gate", gate, "up", up);
+  }
+
+  static Tensor forward_split(const Tensor& gate, const Tensor& up, P... params) {
+    const Act act = Op::make_functor(params...);
+    check_split(name(".split"), gate, up);
+    Tensor out = new_output(gate);
+    if (!is_meta(out)) run_same_layout(GatedForward<Act>{act}, {out}, {gate, up});
+    return out;
+  }
+
+  static TensorPair backward_split(const Tensor& grad_output, const Tensor& gate, const Tensor& up,
+                                   P... params) {
+    const Act act = Op::make_functor(params...);
+    const std::string op = name("_backward.split");
+    check_split(op, gate, up);
+    check_like(op.c_str(), "gate", gate, "grad_output", grad_output);
+    Tensor grad_gate = new_output(gate), grad_up = new_output(gate);
+    if (!is_meta(grad_gate))
+      run_same_layout(GatedBackward<Act>{act}, {grad_gate, grad_up}, {grad_output, gate, up});
+    return {grad_gate, grad_up};
+  }
+
+  static TensorTriple double_backward_split(const Tensor& grad_grad_gate,
+                                            const Tensor& grad_grad_up,
+                                            const Tensor& grad_output, const Tensor& gate,
+                                            const Tensor& up, P... params) {
+    const Act act = Op::make_functor(params...);
+    const std::string op = name("_double_backward.split");
+    check_split(op, gate, up);
+    check_like(op.c_str(), "gate", gate, "grad_output", grad_output);
+    check_like(op.c_str(), "gate", gate, "grad_grad_gate", grad_grad_gate);
+    check_like(op.c_str(), "gate", gate, "grad_grad_up", grad_grad_up);
+    Tensor grad_grad_output = new_output(gate), grad_gate = new_output(gate),
+           grad_up = new_output(gate);
+    if (!is_meta(grad_gate))
+      run_same_layout(GatedDoubleBackward<Act>{act}, {grad_grad_output, grad_gate, grad_up},
+                {grad_grad_gate, grad_grad_up, grad_output, gate, up});
+    return {grad_grad_output, grad_gate, grad_up};
+  }
+
+  // ---- dispatcher handles ----
+
+  static const auto& forward_op() {
+    static const auto op = lookup_op<Tensor(const Tensor&, P..., int64_t)>(Op::name, "");
+    return op;
+  }
+  static const auto& backward_op() {
+    static const auto op =
+        lookup_op<Tensor(const Tensor&, const Tensor&, P..., int64_t)>(Op::name, "_backward");
+    return op;
+  }
+  static const auto& double_backward_op() {
+    static const auto op =
+        lookup_op<TensorPair(const Tensor&, const Tensor&, const Tensor&, P..., int64_t)>(
+            Op::name, "_double_backward");
+    return op;
+  }
+  static const auto& forward_split_op() {
+    static const auto op =
+        lookup_op<Tensor(const Tensor&, const Tensor&, P...)>(Op::name, "", "split");
+    return op;
+  }
+  static const auto& backward_split_op() {
+    static const auto op = lookup_op<TensorPair(const Tensor&, const Tensor&, const Tensor&, P...)>(
+        Op::name, "_backward", "split");
+    return op;
+  }
+  static const auto& double_backward_split_op() {
+    static const auto op =
+        lookup_op<TensorTriple(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                               const Tensor&, P...)>(Op::name, "_double_backward", "split");
+    return op;
+  }
+
+  // ---- autograd: save the inputs only (never f(gate)), recompute in backward ----
+
+  struct ForwardFunction : torch::autograd::Function<ForwardFunction> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& input, P... params, int64_t dim) {
+      ctx->save_for_backward({input});
+      save_params(ctx, params...);
+      ctx->saved_data["dim"] = dim;
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return forward_op().call(input, params..., dim);
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+      const Tensor input = ctx->get_saved_variables()[0];
+      const int64_t dim = ctx->saved_data["dim"].toInt();
+      variable_list result{Tensor()};
+      if (grads[0].defined()) {
+        result[0] = std::apply(
+            [&](const P&... p) { return backward_op().call(grads[0], input, p..., dim); },
+            load_params<P...>(ctx));
+      }
+      append_no_grads<P...>(result);
+      result.emplace_back();  // dim
+      return result;
+    }
+  };
+
+  struct BackwardFunction : torch::autograd::Function<BackwardFunction> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& input,
+                          P... params, int64_t dim) {
+      ctx->save_for_backward({grad_output, input});
+      save_params(ctx, params...);
+      ctx->saved_data["dim"] = dim;
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return backward_op().call(grad_output, input, params..., dim);
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+      const auto saved = ctx->get_saved_variables();
+      const int64_t dim = ctx->saved_data["dim"].toInt();
+      variable_list result{Tensor(), Tensor()};
+      if (grads[0].defined()) {
+        auto [grad_grad_output, grad_input] = std::apply(
+            [&](const P&... p) {
+              return double_backward_op().call(grads[0], saved[0], saved[1], p..., dim);
+            },
+            load_params<P...>(ctx));
+        result = {grad_grad_output, grad_input};
+      }
+      append_no_grads<P...>(result);
+      result.emplace_back();  // dim
+      return result;
+    }
+  };
+
+  struct DoubleBackwardFunction : torch::autograd::Function<DoubleBackwardFunction> {
+    static variable_list forward(AutogradContext*, const Tensor& grad_grad_input,
+                                 const Tensor& grad_output, const Tensor& input, P... params,
+                                 int64_t dim) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      auto [a, b] = double_backward_op().call(grad_grad_input, grad_output, input, params..., dim);
+      return {a, b};
+    }
+    static variable_list backward(AutogradContext*, variable_list) {
+      third_order_unsupported(Op::name);
+    }
+  };
+
+  struct ForwardSplitFunction : torch::autograd::Function<ForwardSplitFunction> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up,
+                          P... params) {
+      ctx->save_for_backward({gate, up});
+      save_params(ctx, params...);
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return forward_split_op().call(gate, up, params...);
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+      const auto saved = ctx->get_saved_variables();
+      variable_list result{Tensor(), Tensor()};
+      if (grads[0].defined()) {
+        auto [grad_gate, grad_up] = std::apply(
+            [&](const P&... p) {
+              return backward_split_op().call(grads[0], saved[0], saved[1], p...);
+            },
+            load_params<P...>(ctx));
+        result = {grad_gate, grad_up};
+      }
+      append_no_grads<P...>(result);
+      return result;
+    }
+  };
+
+  struct BackwardSplitFunction : torch::autograd::Function<BackwardSplitFunction> {
+    static variable_list forward(AutogradContext* ctx, const Tensor& grad_output,
+                                 const Tensor& gate, const Tensor& up, P... params) {
+      ctx->save_for_backward({grad_output, gate, up});
+      save_params(ctx, params...);
+      at::AutoDispatchBelowADInplaceOrView guard;
+      auto [grad_gate, grad_up] = backward_split_op().call(grad_output, gate, up, params...);
+      return {grad_gate, grad_up};
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+      const auto saved = ctx->get_saved_variables();
+      variable_list result{Tensor(), Tensor(), Tensor()};
+      if (grads[0].defined() || grads[1].defined()) {
+        const Tensor& gate = saved[1];
+        auto [grad_grad_output, grad_gate, grad_up] = std::apply(
+            [&](const P&... p) {
+              return double_backward_split_op().call(or_zeros(grads[0], gate),
+                                                     or_zeros(grads[1], gate), saved[0], gate,
+                                                     saved[2], p...);
+            },
+            load_params<P...>(ctx));
+        result = {grad_grad_output, grad_gate, grad_up};
+      }
+      append_no_grads<P...>(result);
+      return result;
+    }
+  };
+
+  struct DoubleBackwardSplitFunction
+      : torch::autograd::Function<DoubleBackwardSplitFunction> {
+    static variable_list forward(AutogradContext*, const Tensor& grad_grad_gate,
+                                 const Tensor& grad_grad_up, const Tensor& grad_output,
+                                 const Tensor& gate, const Tensor& up, P... params) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      auto [a, b, c] = double_backward_split_op().call(grad_grad_gate, grad_grad_up,
+                                                       grad_output, gate, up, params...);
+      return {a, b, c};
+    }
+    static variable_list backward(AutogradContext*, variable_list) {
+      third_order_unsupported(Op::name);
+    }
+  };
+
+  static Tensor autograd_forward(const Tensor& input, P... params, int64_t dim) {
+    return ForwardFunction::apply(input, params..., dim);
+  }
+  static Tensor autograd_backward(const Tensor& grad_output, const Tensor& input, P... params,
+                                  int64_t dim) {
+    return BackwardFunction::apply(grad_output, input, params..., dim);
+  }
+  static TensorPair autograd_double_backward(const Tensor& grad_grad_input,
+                                             const Tensor& grad_output, const Tensor& input,
+                                             P... params, int64_t dim) {
+    auto out = DoubleBackwardFunction::apply(grad_grad_input, grad_output, input, params..., dim);
+    return {out[0], out[1]};
+  }
+  static Tensor autograd_forward_split(const Tensor& gate, const Tensor& up, P... params) {
+    return ForwardSplitFunction::apply(gate, up, params...);
+  }
+  static TensorPair autograd_backward_split(const Tensor& grad_output, const Tensor& gate,
+                                            const Tensor& up, P... params) {
+    auto out = BackwardSplitFunction::apply(grad_output, gate, up, params...);
+    return {out[0], out[1]};
+  }
+  static TensorTriple autograd_double_backward_split(const Tensor& grad_grad_gate,
+                                                     const Tensor& grad_grad_up,
+                                                     const Tensor& grad_output,
+                                                     const Tensor& gate, const Tensor& up,
+                                                     P... params) {
+    auto out = DoubleBackwardSplitFunction::apply(grad_grad_gate, grad_grad_up, grad_output,
+                                                  gate, up, params...);
+    return {out[0], out[1], out[2]};
+  }
+
+  // ---- registration ----
+
+  static void define(torch::Library& m) {
+    const std::string n = Op::name, p = Op::schema_params;
+    m.def((n + "(Tensor input" + p + ", int dim=-1) -> Tensor").c_str());
+    m.def((n + ".split(Tensor gate, Tensor up" + p + ") -> Tensor").c_str());
+    m.def((n + "_backward(Tensor grad_output, Tensor input" + p + ", int dim=-1) -> Tensor").c_str());
+    m.def((n + "_backward.split(Tensor grad_output, Tensor gate, Tensor up" + p +
+           ") -> (Tensor, Tensor)")
+              .c_str());
+    m.def((n + "_double_backward(Tensor grad_grad_input, Tensor grad_output, Tensor input" + p +
+           ", int dim=-1) -> (Tensor, Tensor)")
+              .c_str());
+    m.def((n + "_double_backward.split(Tensor grad_grad_gate, Tensor grad_grad_up, "
+               "Tensor grad_output, Tensor gate, Tensor up" +
+           p + ") -> (Tensor, Tensor, Tensor)")
+              .c_str());
+  }
+
+  static void impl_kernels(torch::Library& m) {
+    const std::string n = Op::name;
+    m.impl(n.c_str(), TORCH_FN(forward));
+    m.impl((n + ".split").c_str(), TORCH_FN(forward_split));
+    m.impl((n + "_backward").c_str(), TORCH_FN(backward));
+    m.impl((n + "_backward.split").c_str(), TORCH_FN(backward_split));
+    m.impl((n + "_double_backward").c_str(), TORCH_FN(double_backward));
+    m.impl((n + "_double_backward.split").c_str(), TORCH_FN(double_backward_split));
+  }
+
+  static void impl_autograd(torch::Library& m) {
+    const std::string n = Op::name;
+    m.impl(n.c_str(), TORCH_FN(autograd_forward));
+    m.impl((n + ".split").c_str(), TORCH_FN(autograd_forward_split));
+    m.impl((n + "_backward").c_str(), TORCH_FN(autograd_backward));
+    m.impl((n + "_backward.split").c_str(), TORCH_FN(autograd_backward_split));
+    m.impl((n + "_double_backward").c_str(), TORCH_FN(autograd_double_backward));
+    m.impl((n + "_double_backward.split").c_str(), TORCH_FN(autograd_double_backward_split));
+  }
+};
+
+#define FUSEDACT_GATED_TRAITS(name_, Functor, make, params, names, schema, first)    \
+  struct name_##_gated {                                                          \
+    static constexpr const char* name = #name_;                                   \
+    static constexpr const char* schema_params = schema;                          \
+    static constexpr bool gate_is_first = first;                                  \
+    static Functor make_functor(FUSEDACT_DROP_FIRST params) { return FUSEDACT_UNPAREN make; } \
+  };
+FUSEDACT_GATED_OPS(FUSEDACT_GATED_TRAITS)
+#undef FUSEDACT_GATED_TRAITS
+
+#define FUSEDACT_FOR_EACH_GATED(step) \
+  do {                                \
+    FUSEDACT_GATED_OPS(step)          \
+  } while (0)
+#define FUSEDACT_DEFINE(name, ...) Gated<name##_gated>::define(m);
+#define FUSEDACT_IMPL_KERNELS(name, ...) Gated<name##_gated>::impl_kernels(m);
+#define FUSEDACT_IMPL_AUTOGRAD(name, ...) Gated<name##_gated>::impl_autograd(m);
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(fusedact, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_DEFINE); }
+
+// One kernel serves every backend: it validates, allocates and, off the meta device,
+// launches the backend's generic elementwise kernel.
+TORCH_LIBRARY_IMPL(fusedact, CPU, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_KERNELS); }
+TORCH_LIBRARY_IMPL(fusedact, Meta, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_KERNELS); }
+#ifdef FUSEDACT_WITH_CUDA
+TORCH_LIBRARY_IMPL(fusedact, CUDA, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_KERNELS); }
+#endif
+TORCH_LIBRARY_IMPL(fusedact, Autograd, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_AUTOGRAD); }
+
+}  // namespace fusedact

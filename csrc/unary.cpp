@@ -1,0 +1,248 @@
+// The unary shape class: y = f(x) elementwise, for every row of FUSEDACT_UNARY_OPS.
+//
+// Per op this registers
+//   X(input, params)                                   -> Tensor
+//   X_backward(grad_output, input, params)             -> Tensor              (= dy*f'(x))
+//   X_double_backward(grad_grad_input, grad_output, input, params) -> (Tensor, Tensor)
+//   X_(input, params) when torch.nn has inplace= for the module
+// with one kernel for CPU, CUDA and Meta (the Meta run allocates outputs only) and a C++
+// autograd Function under the Autograd key whose backward calls the next op down.
+#include <c10/util/TypeList.h>
+#include <c10/util/TypeTraits.h>
+
+#include "autograd.h"
+#include "common.h"
+
+namespace fusedact {
+namespace {
+
+template <class Op, class Params = typename c10::guts::infer_function_traits_t<
+                        decltype(Op::make_functor)>::parameter_types>
+struct Unary;
+
+template <class Op, class... P>
+struct Unary<Op, c10::guts::typelist::typelist<P...>> {
+  using Act = decltype(Op::make_functor(std::declval<P>()...));
+  using TensorPair = std::tuple<Tensor, Tensor>;
+
+  // ---- kernels (CPU, CUDA, Meta) ----
+
+  static Tensor forward(const Tensor& input, P... params) {
+    const Act act = Op::make_functor(params...);
+    check_floating(Op::name, "input", input);
+    Tensor out = new_output(input);
+    if (!is_meta(out)) run_same_layout(UnaryForward<Act>{act}, {out}, {input});
+    return out;
+  }
+
+  static Tensor& forward_(Tensor& input, P... params) {
+    const Act act = Op::make_functor(params...);
+    check_floating(inplace_name().c_str(), "input", input);
+    if (is_meta(input) || input.numel() == 0) return input;
+    if (input.is_non_overlapping_and_dense()) {
+      run_same_layout(UnaryForward<Act>{act}, {input}, {input});
+    } else {
+      // Overlapping or gapped memory: compute densely, then write back through the view.
+      input.copy_(forward(input, params...));
+    }
+    return input;
+  }
+
+  static Tensor backward(const Tensor& grad_output, const Tensor& input, P... params) {
+    const Act act = Op::make_functor(params...);
+    const std::string name = std::string(Op::name) + "_backward";
+    check_floating(name.c_str(), "input", input);
+    check_like(name.c_str(), "input", input, "grad_output", grad_output);
+    Tensor grad_input = new_output(input);
+    if (!is_meta(grad_input))
+      run_same_layout(UnaryBackward<Act>{act}, {grad_input}, {grad_output, input});
+    return grad_input;
+  }
+
+  static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
+                                    const Tensor& input, P... params) {
+    const Act act = Op::make_functor(params...);
+    const std::string name = std::string(Op::name) + "_double_backward";
+    check_floating(name.c_str(), "input", input);
+    check_like(name.c_str(), "input", input, "grad_output", grad_output);
+    check_like(name.c_str(), "input", input, "grad_grad_input", grad_grad_input);
+    Tensor grad_grad_output = new_output(input), grad_input = new_output(input);
+    if (!is_meta(grad_input))
+      run_same_layout(UnaryDoubleBackward<Act>{act}, {grad_grad_output, grad_input},
+                      {grad_grad_input, grad_output, input});
+    return {grad_grad_output, grad_input};
+  }
+
+  // ---- dispatcher handles ----
+
+  static const auto& forward_op() {
+    static const auto op = lookup_op<Tensor(const Tensor&, P...)>(Op::name, "");
+    return op;
+  }
+  static const auto& inplace_op() {
+    static const auto op = lookup_op<Tensor&(Tensor&, P...)>(Op::name, "_");
+    return op;
+  }
+  static const auto& backward_op() {
+    static const auto op = lookup_op<Tensor(const Tensor&, const Tensor&, P...)>(Op::name, "_backward");
+    return op;
+  }
+  static const auto& double_backward_op() {
+    static const auto op = lookup_op<TensorPair(const Tensor&, const Tensor&, const Tensor&, P...)>(
+        Op::name, "_double_backward");
+    return op;
+  }
+  static std::string inplace_name() { return std::string(Op::name) + "_"; }
+
+  // ---- autograd ----
+
+  // Saves the input (not the output: f' is not a function of f for these activations).
+  struct ForwardFunction : torch::autograd::Function<ForwardFunction> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& input, P... params) {
+      ctx->save_for_backward({input});
+      save_params(ctx, params...);
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return forward_op().call(input, params...);
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+      const Tensor input = ctx->get_saved_variables()[0];
+      variable_list result{Tensor()};
+      if (grads[0].defined()) {
+        result[0] = std::apply(
+            [&](const P&... p) { return backward_op().call(grads[0], input, p...); },
+            load_params<P...>(ctx));
+      }
+      append_no_grads<P...>(result);
+      return result;
+    }
+  };
+
+  struct BackwardFunction : torch::autograd::Function<BackwardFunction> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& input,
+                          P... params) {
+      ctx->save_for_backward({grad_output, input});
+      save_params(ctx, params...);
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return backward_op().call(grad_output, input, params...);
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+      const auto saved = ctx->get_saved_variables();
+      variable_list result{Tensor(), Tensor()};
+      if (grads[0].defined()) {
+        auto [grad_grad_output, grad_input] = std::apply(
+            [&](const P&... p) {
+              return double_backward_op().call(grads[0], saved[0], saved[1], p...);
+            },
+            load_params<P...>(ctx));
+        result = {grad_grad_output, grad_input};
+      }
+      append_no_grads<P...>(result);
+      return result;
+    }
+  };
+
+  struct DoubleBackwardFunction : torch::autograd::Function<DoubleBackwardFunction> {
+    static variable_list forward(AutogradContext*, const Tensor& grad_grad_input,
+                                 const Tensor& grad_output, const Tensor& input, P... params) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      auto [a, b] = double_backward_op().call(grad_grad_input, grad_output, input, params...);
+      return {a, b};
+    }
+    static variable_list backward(AutogradContext*, variable_list) {
+      third_order_unsupported(Op::name);
+    }
+  };
+
+  static Tensor autograd_forward(const Tensor& input, P... params) {
+    return ForwardFunction::apply(input, params...);
+  }
+  static Tensor autograd_backward(const Tensor& grad_output, const Tensor& input, P... params) {
+    return BackwardFunction::apply(grad_output, input, params...);
+  }
+  static TensorPair autograd_double_backward(const Tensor& grad_grad_input,
+                                             const Tensor& grad_output, const Tensor& input,
+                                             P... params) {
+    auto out = DoubleBackwardFunction::apply(grad_grad_input, grad_output, input, params...);
+    return {out[0], out[1]};
+  }
+
+  // In-place under autograd, as torch does for its in-place activations: with grad, the
+  // result is computed out of place from a saved copy of the input and written back with
+  // copy_ (which raises torch's error for leaves and tracks the version counter); without
+  // grad, the kernel runs in place and bumps the version counter itself.
+  static Tensor& autograd_forward_(Tensor& input, P... params) {
+    if (torch::autograd::compute_requires_grad(input)) {
+      const Tensor result = forward_op().call(input.clone(), params...);
+      input.copy_(result);
+      return input;
+    }
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      inplace_op().call(input, params...);
+    }
+    torch::autograd::increment_version(input);
+    return input;
+  }
+
+  // ---- registration ----
+
+  static void define(torch::Library& m) {
+    const std::string n = Op::name, p = Op::schema_params;
+    m.def((n + "(Tensor input" + p + ") -> Tensor").c_str());
+    m.def((n + "_backward(Tensor grad_output, Tensor input" + p + ") -> Tensor").c_str());
+    m.def((n + "_double_backward(Tensor grad_grad_input, Tensor grad_output, Tensor input" + p +
+           ") -> (Tensor, Tensor)")
+              .c_str());
+    if (Op::has_inplace) m.def((n + "_(Tensor(a!) input" + p + ") -> Tensor(a!)").c_str());
+  }
+
+  static void impl_kernels(torch::Library& m) {
+    const std::string n = Op::name;
+    m.impl(n.c_str(), TORCH_FN(forward));
+    m.impl((n + "_backward").c_str(), TORCH_FN(backward));
+    m.impl((n + "_double_backward").c_str(), TORCH_FN(double_backward));
+    if (Op::has_inplace) m.impl((n + "_").c_str(), TORCH_FN(forward_));
+  }
+
+  static void impl_autograd(torch::Library& m) {
+    const std::string n = Op::name;
+    m.impl(n.c_str(), TORCH_FN(autograd_forward));
+    m.impl((n + "_backward").c_str(), TORCH_FN(autograd_backward));
+    m.impl((n + "_double_backward").c_str(), TORCH_FN(autograd_double_backward));
+    if (Op::has_inplace) m.impl((n + "_").c_str(), TORCH_FN(autograd_forward_));
+  }
+};
+
+// One traits struct per table row: name, schema text and how to build the functor.
+#define FUSEDACT_UNARY_TRAITS(name_, Functor, make, params, names, schema, inplace)   \
+  struct name_##_unary {                                                           \
+    static constexpr const char* name = #name_;                                    \
+    static constexpr const char* schema_params = schema;                           \
+    static constexpr bool has_inplace = inplace;                                   \
+    static Functor make_functor(FUSEDACT_DROP_FIRST params) { return FUSEDACT_UNPAREN make; } \
+  };
+FUSEDACT_UNARY_OPS(FUSEDACT_UNARY_TRAITS)
+#undef FUSEDACT_UNARY_TRAITS
+
+#define FUSEDACT_FOR_EACH_UNARY(step) \
+  do {                                \
+    FUSEDACT_UNARY_OPS(step)          \
+  } while (0)
+#define FUSEDACT_DEFINE(name, ...) Unary<name##_unary>::define(m);
+#define FUSEDACT_IMPL_KERNELS(name, ...) Unary<name##_unary>::impl_kernels(m);
+#define FUSEDACT_IMPL_AUTOGRAD(name, ...) Unary<name##_unary>::impl_autograd(m);
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(fusedact, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_DEFINE); }
+
+// One kernel serves every backend: it validates, allocates and, off the meta device,
+// launches the backend's generic elementwise kernel.
+TORCH_LIBRARY_IMPL(fusedact, CPU, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_KERNELS); }
+TORCH_LIBRARY_IMPL(fusedact, Meta, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_KERNELS); }
+#ifdef FUSEDACT_WITH_CUDA
+TORCH_LIBRARY_IMPL(fusedact, CUDA, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_KERNELS); }
+#endif
+TORCH_LIBRARY_IMPL(fusedact, Autograd, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_AUTOGRAD); }
+
+}  // namespace fusedact

@@ -1,0 +1,14 @@
+"""fusedact: fused CPU and CUDA activation kernels registered as torch operators.
+
+Importing the package loads the compiled extension, which registers `torch.ops.fusedact.*`.
+"""
+
+import torch  # noqa: F401  (the extension links against torch's libraries)
+
+from . import _C  # noqa: F401  (registers torch.ops.fusedact.*)
+from . import functional, nn, registry
+
+__all__ = ["functional", "nn", "registry", "ops"]
+__version__ = "0.1.0"
+
+ops = torch.ops.fusedact
