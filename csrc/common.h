@@ -102,6 +102,33 @@ void run_same_layout(const Kernel& kernel, const std::array<Tensor, Kernel::kOut
   run_elementwise(kernel, outputs[0], 1, outputs[0].numel(), in, out);
 }
 
+// Registers one shape class. `for_each(f)` calls f(Class<op>{}) for every op of the class;
+// each Class<op> provides define (schemas), impl_kernels and impl_autograd. One kernel
+// serves CPU, CUDA and Meta: it validates, allocates and, off the meta device, launches
+// the backend's generic elementwise kernel.
+#ifdef FUSEDACT_WITH_CUDA
+#define FUSEDACT_IMPL_CUDA(for_each)                                             \
+  TORCH_LIBRARY_IMPL(fusedact, CUDA, m) {                                        \
+    for_each([&](auto op) { decltype(op)::impl_kernels(m); });                   \
+  }
+#else
+#define FUSEDACT_IMPL_CUDA(for_each)
+#endif
+#define FUSEDACT_REGISTER_SHAPE_CLASS(for_each)                                  \
+  TORCH_LIBRARY_FRAGMENT(fusedact, m) {                                          \
+    for_each([&](auto op) { decltype(op)::define(m); });                         \
+  }                                                                              \
+  TORCH_LIBRARY_IMPL(fusedact, CPU, m) {                                         \
+    for_each([&](auto op) { decltype(op)::impl_kernels(m); });                   \
+  }                                                                              \
+  TORCH_LIBRARY_IMPL(fusedact, Meta, m) {                                        \
+    for_each([&](auto op) { decltype(op)::impl_kernels(m); });                   \
+  }                                                                              \
+  FUSEDACT_IMPL_CUDA(for_each)                                                   \
+  TORCH_LIBRARY_IMPL(fusedact, Autograd, m) {                                    \
+    for_each([&](auto op) { decltype(op)::impl_autograd(m); });                  \
+  }
+
 // "fusedact::" + name + suffix, kept alive for the dispatcher lookup.
 std::string qualified(const char* name, const char* suffix);
 

@@ -426,25 +426,15 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 FUSEDACT_GATED_OPS(FUSEDACT_GATED_TRAITS)
 #undef FUSEDACT_GATED_TRAITS
 
-#define FUSEDACT_FOR_EACH_GATED(step) \
-  do {                                \
-    FUSEDACT_GATED_OPS(step)          \
-  } while (0)
-#define FUSEDACT_DEFINE(name, ...) Gated<name##_gated>::define(m);
-#define FUSEDACT_IMPL_KERNELS(name, ...) Gated<name##_gated>::impl_kernels(m);
-#define FUSEDACT_IMPL_AUTOGRAD(name, ...) Gated<name##_gated>::impl_autograd(m);
+template <class F>
+void for_each_gated_op(F&& f) {
+#define FUSEDACT_VISIT(name, ...) f(Gated<name##_gated>{});
+  FUSEDACT_GATED_OPS(FUSEDACT_VISIT)
+#undef FUSEDACT_VISIT
+}
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(fusedact, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_DEFINE); }
-
-// One kernel serves every backend: it validates, allocates and, off the meta device,
-// launches the backend's generic elementwise kernel.
-TORCH_LIBRARY_IMPL(fusedact, CPU, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_KERNELS); }
-TORCH_LIBRARY_IMPL(fusedact, Meta, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_KERNELS); }
-#ifdef FUSEDACT_WITH_CUDA
-TORCH_LIBRARY_IMPL(fusedact, CUDA, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_KERNELS); }
-#endif
-TORCH_LIBRARY_IMPL(fusedact, Autograd, m) { FUSEDACT_FOR_EACH_GATED(FUSEDACT_IMPL_AUTOGRAD); }
+FUSEDACT_REGISTER_SHAPE_CLASS(for_each_gated_op)
 
 }  // namespace fusedact

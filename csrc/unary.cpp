@@ -224,25 +224,15 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 FUSEDACT_UNARY_OPS(FUSEDACT_UNARY_TRAITS)
 #undef FUSEDACT_UNARY_TRAITS
 
-#define FUSEDACT_FOR_EACH_UNARY(step) \
-  do {                                \
-    FUSEDACT_UNARY_OPS(step)          \
-  } while (0)
-#define FUSEDACT_DEFINE(name, ...) Unary<name##_unary>::define(m);
-#define FUSEDACT_IMPL_KERNELS(name, ...) Unary<name##_unary>::impl_kernels(m);
-#define FUSEDACT_IMPL_AUTOGRAD(name, ...) Unary<name##_unary>::impl_autograd(m);
+template <class F>
+void for_each_unary_op(F&& f) {
+#define FUSEDACT_VISIT(name, ...) f(Unary<name##_unary>{});
+  FUSEDACT_UNARY_OPS(FUSEDACT_VISIT)
+#undef FUSEDACT_VISIT
+}
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(fusedact, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_DEFINE); }
-
-// One kernel serves every backend: it validates, allocates and, off the meta device,
-// launches the backend's generic elementwise kernel.
-TORCH_LIBRARY_IMPL(fusedact, CPU, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_KERNELS); }
-TORCH_LIBRARY_IMPL(fusedact, Meta, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_KERNELS); }
-#ifdef FUSEDACT_WITH_CUDA
-TORCH_LIBRARY_IMPL(fusedact, CUDA, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_KERNELS); }
-#endif
-TORCH_LIBRARY_IMPL(fusedact, Autograd, m) { FUSEDACT_FOR_EACH_UNARY(FUSEDACT_IMPL_AUTOGRAD); }
+FUSEDACT_REGISTER_SHAPE_CLASS(for_each_unary_op)
 
 }  // namespace fusedact
