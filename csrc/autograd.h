@@ -45,9 +45,5 @@ inline Tensor or_zeros(const Tensor& grad, const Tensor& like) {
   return grad.defined() ? grad : at::zeros_like(like);
 }
 
-[[noreturn]] inline void third_order_unsupported(const char* name) {
-  TORCH_CHECK(false, "fusedact::", name,
-              "_double_backward: derivatives of third and higher order are not implemented");
-}
 
 }  // namespace fusedact

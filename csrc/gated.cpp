@@ -14,6 +14,7 @@
 
 #include "autograd.h"
 #include "common.h"
+#include "tensor_math.h"
 
 namespace fusedact {
 namespace {
@@ -62,13 +63,16 @@ struct PackedGeometry {
   Operand half(const Tensor& t) const { return operand(t, cols); }
 };
 
-template <class Op, class Params = typename c10::guts::infer_function_traits_t<
-                        decltype(Op::make_functor)>::parameter_types>
+// The parameter types P... of an op: those of its make_functor after the op name.
+template <class Op, class Params = c10::guts::typelist::drop_t<
+                        typename c10::guts::infer_function_traits_t<
+                            decltype(Op::make_functor)>::parameter_types,
+                        1>>
 struct Gated;
 
 template <class Op, class... P>
 struct Gated<Op, c10::guts::typelist::typelist<P...>> {
-  using Act = decltype(Op::make_functor(std::declval<P>()...));
+  using Act = decltype(Op::make_functor("", std::declval<P>()...));
 
   static std::string name(const char* suffix) { return std::string(Op::name) + suffix; }
 
@@ -85,7 +89,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
   // ---- packed kernels (CPU, CUDA, Meta) ----
 
   static Tensor forward(const Tensor& input, P... params, int64_t dim) {
-    const Act act = Op::make_functor(params...);
+    const Act act = Op::make_functor(Op::name, params...);
     check_floating(Op::name, "input", input);
     const int64_t d = gated_dim(Op::name, input, dim);
     Tensor out = new_output(input, halved(input, d));
@@ -99,8 +103,8 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   static Tensor backward(const Tensor& grad_output, const Tensor& input, P... params,
                          int64_t dim) {
-    const Act act = Op::make_functor(params...);
     const std::string op = name("_backward");
+    const Act act = Op::make_functor(op.c_str(), params...);
     check_floating(op.c_str(), "input", input);
     const int64_t d = gated_dim(op, input, dim);
     check_grad_output(op, grad_output, input, d);
@@ -116,8 +120,8 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
                                     const Tensor& input, P... params, int64_t dim) {
-    const Act act = Op::make_functor(params...);
     const std::string op = name("_double_backward");
+    const Act act = Op::make_functor(op.c_str(), params...);
     check_floating(op.c_str(), "input", input);
     const int64_t d = gated_dim(op, input, dim);
     check_grad_output(op, grad_output, input, d);
@@ -142,8 +146,9 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
   }
 
   static Tensor forward_split(const Tensor& gate, const Tensor& up, P... params) {
-    const Act act = Op::make_functor(params...);
-    check_split(name(".split"), gate, up);
+    const std::string op = name(".split");
+    const Act act = Op::make_functor(op.c_str(), params...);
+    check_split(op, gate, up);
     Tensor out = new_output(gate);
     if (!is_meta(out)) run_same_layout(GatedForward<Act>{act}, {out}, {gate, up});
     return out;
@@ -151,8 +156,8 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   static TensorPair backward_split(const Tensor& grad_output, const Tensor& gate, const Tensor& up,
                                    P... params) {
-    const Act act = Op::make_functor(params...);
     const std::string op = name("_backward.split");
+    const Act act = Op::make_functor(op.c_str(), params...);
     check_split(op, gate, up);
     check_like(op.c_str(), "gate", gate, "grad_output", grad_output);
     Tensor grad_gate = new_output(gate), grad_up = new_output(gate);
@@ -165,8 +170,8 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
                                             const Tensor& grad_grad_up,
                                             const Tensor& grad_output, const Tensor& gate,
                                             const Tensor& up, P... params) {
-    const Act act = Op::make_functor(params...);
     const std::string op = name("_double_backward.split");
+    const Act act = Op::make_functor(op.c_str(), params...);
     check_split(op, gate, up);
     check_like(op.c_str(), "gate", gate, "grad_output", grad_output);
     check_like(op.c_str(), "gate", gate, "grad_grad_gate", grad_grad_gate);
@@ -265,19 +270,6 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
     }
   };
 
-  struct DoubleBackwardFunction : torch::autograd::Function<DoubleBackwardFunction> {
-    static variable_list forward(AutogradContext*, const Tensor& grad_grad_input,
-                                 const Tensor& grad_output, const Tensor& input, P... params,
-                                 int64_t dim) {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      auto [a, b] = double_backward_op().call(grad_grad_input, grad_output, input, params..., dim);
-      return {a, b};
-    }
-    static variable_list backward(AutogradContext*, variable_list) {
-      third_order_unsupported(Op::name);
-    }
-  };
-
   struct ForwardSplitFunction : torch::autograd::Function<ForwardSplitFunction> {
     static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up,
                           P... params) {
@@ -330,21 +322,6 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
     }
   };
 
-  struct DoubleBackwardSplitFunction
-      : torch::autograd::Function<DoubleBackwardSplitFunction> {
-    static variable_list forward(AutogradContext*, const Tensor& grad_grad_gate,
-                                 const Tensor& grad_grad_up, const Tensor& grad_output,
-                                 const Tensor& gate, const Tensor& up, P... params) {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      auto [a, b, c] = double_backward_split_op().call(grad_grad_gate, grad_grad_up,
-                                                       grad_output, gate, up, params...);
-      return {a, b, c};
-    }
-    static variable_list backward(AutogradContext*, variable_list) {
-      third_order_unsupported(Op::name);
-    }
-  };
-
   static Tensor autograd_forward(const Tensor& input, P... params, int64_t dim) {
     return ForwardFunction::apply(input, params..., dim);
   }
@@ -352,11 +329,25 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
                                   int64_t dim) {
     return BackwardFunction::apply(grad_output, input, params..., dim);
   }
+  // Derivatives above the second: the same formulas evaluated on tensors, which autograd
+  // differentiates; otherwise the fused kernel.
   static TensorPair autograd_double_backward(const Tensor& grad_grad_input,
                                              const Tensor& grad_output, const Tensor& input,
                                              P... params, int64_t dim) {
-    auto out = DoubleBackwardFunction::apply(grad_grad_input, grad_output, input, params..., dim);
-    return {out[0], out[1]};
+    if (torch::autograd::compute_requires_grad(grad_grad_input, grad_output, input)) {
+      const std::string op = name("_double_backward");
+      const Act act = Op::make_functor(op.c_str(), params...);
+      const int64_t d = gated_dim(op, input, dim);
+      const auto x = input.chunk(2, d), ggx = grad_grad_input.chunk(2, d);
+      const int gate = Op::gate_is_first ? 0 : 1, up = 1 - gate;
+      const auto out = evaluate_on_tensors(GatedDoubleBackward<Act>{act},
+                                           {ggx[gate], ggx[up], grad_output, x[gate], x[up]});
+      const Tensor grad_input = Op::gate_is_first ? at::cat({out[1], out[2]}, d)
+                                                  : at::cat({out[2], out[1]}, d);
+      return {out[0], grad_input};
+    }
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return double_backward_op().call(grad_grad_input, grad_output, input, params..., dim);
   }
   static Tensor autograd_forward_split(const Tensor& gate, const Tensor& up, P... params) {
     return ForwardSplitFunction::apply(gate, up, params...);
@@ -371,9 +362,16 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
                                                      const Tensor& grad_output,
                                                      const Tensor& gate, const Tensor& up,
                                                      P... params) {
-    auto out = DoubleBackwardSplitFunction::apply(grad_grad_gate, grad_grad_up, grad_output,
-                                                  gate, up, params...);
-    return {out[0], out[1], out[2]};
+    if (torch::autograd::compute_requires_grad(grad_grad_gate, grad_grad_up, grad_output, gate,
+                                               up)) {
+      const Act act = Op::make_functor(name("_double_backward.split").c_str(), params...);
+      const auto out = evaluate_on_tensors(GatedDoubleBackward<Act>{act},
+                                           {grad_grad_gate, grad_grad_up, grad_output, gate, up});
+      return {out[0], out[1], out[2]};
+    }
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return double_backward_split_op().call(grad_grad_gate, grad_grad_up, grad_output, gate, up,
+                                           params...);
   }
 
   // ---- registration ----
@@ -421,7 +419,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
     static constexpr const char* name = #name_;                                   \
     static constexpr const char* schema_params = schema;                          \
     static constexpr bool gate_is_first = first;                                  \
-    static Functor make_functor(FUSEDACT_DROP_FIRST params) { return FUSEDACT_UNPAREN make; } \
+    static Functor make_functor(const char* op FUSEDACT_UNPAREN params) { return FUSEDACT_UNPAREN make; } \
   };
 FUSEDACT_GATED_OPS(FUSEDACT_GATED_TRAITS)
 #undef FUSEDACT_GATED_TRAITS

@@ -12,47 +12,53 @@
 
 #include "autograd.h"
 #include "common.h"
+#include "tensor_math.h"
 
 namespace fusedact {
 namespace {
 
-template <class Op, class Params = typename c10::guts::infer_function_traits_t<
-                        decltype(Op::make_functor)>::parameter_types>
+// The parameter types P... of an op: those of its make_functor after the op name.
+template <class Op, class Params = c10::guts::typelist::drop_t<
+                        typename c10::guts::infer_function_traits_t<
+                            decltype(Op::make_functor)>::parameter_types,
+                        1>>
 struct Unary;
 
 template <class Op, class... P>
 struct Unary<Op, c10::guts::typelist::typelist<P...>> {
-  using Act = decltype(Op::make_functor(std::declval<P>()...));
+  using Act = decltype(Op::make_functor("", std::declval<P>()...));
   using TensorPair = std::tuple<Tensor, Tensor>;
 
   // ---- kernels (CPU, CUDA, Meta) ----
 
+  static std::string name(const char* suffix) { return std::string(Op::name) + suffix; }
+
   static Tensor forward(const Tensor& input, P... params) {
-    const Act act = Op::make_functor(params...);
+    const Act act = Op::make_functor(Op::name, params...);
     check_floating(Op::name, "input", input);
     Tensor out = new_output(input);
     if (!is_meta(out)) run_same_layout(UnaryForward<Act>{act}, {out}, {input});
     return out;
   }
 
-  static Tensor& forward_(Tensor& input, P... params) {
-    const Act act = Op::make_functor(params...);
-    check_floating(inplace_name().c_str(), "input", input);
-    if (is_meta(input) || input.numel() == 0) return input;
+  static void forward_(Tensor& input, P... params) {
+    const std::string op = name("_");
+    const Act act = Op::make_functor(op.c_str(), params...);
+    check_floating(op.c_str(), "input", input);
+    if (is_meta(input) || input.numel() == 0) return;
     if (input.is_non_overlapping_and_dense()) {
       run_same_layout(UnaryForward<Act>{act}, {input}, {input});
     } else {
       // Overlapping or gapped memory: compute densely, then write back through the view.
       input.copy_(forward(input, params...));
     }
-    return input;
   }
 
   static Tensor backward(const Tensor& grad_output, const Tensor& input, P... params) {
-    const Act act = Op::make_functor(params...);
-    const std::string name = std::string(Op::name) + "_backward";
-    check_floating(name.c_str(), "input", input);
-    check_like(name.c_str(), "input", input, "grad_output", grad_output);
+    const std::string op = name("_backward");
+    const Act act = Op::make_functor(op.c_str(), params...);
+    check_floating(op.c_str(), "input", input);
+    check_like(op.c_str(), "input", input, "grad_output", grad_output);
     Tensor grad_input = new_output(input);
     if (!is_meta(grad_input))
       run_same_layout(UnaryBackward<Act>{act}, {grad_input}, {grad_output, input});
@@ -61,11 +67,11 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 
   static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
                                     const Tensor& input, P... params) {
-    const Act act = Op::make_functor(params...);
-    const std::string name = std::string(Op::name) + "_double_backward";
-    check_floating(name.c_str(), "input", input);
-    check_like(name.c_str(), "input", input, "grad_output", grad_output);
-    check_like(name.c_str(), "input", input, "grad_grad_input", grad_grad_input);
+    const std::string op = name("_double_backward");
+    const Act act = Op::make_functor(op.c_str(), params...);
+    check_floating(op.c_str(), "input", input);
+    check_like(op.c_str(), "input", input, "grad_output", grad_output);
+    check_like(op.c_str(), "input", input, "grad_grad_input", grad_grad_input);
     Tensor grad_grad_output = new_output(input), grad_input = new_output(input);
     if (!is_meta(grad_input))
       run_same_layout(UnaryDoubleBackward<Act>{act}, {grad_grad_output, grad_input},
@@ -80,7 +86,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     return op;
   }
   static const auto& inplace_op() {
-    static const auto op = lookup_op<Tensor&(Tensor&, P...)>(Op::name, "_");
+    static const auto op = lookup_op<void(Tensor&, P...)>(Op::name, "_");
     return op;
   }
   static const auto& backward_op() {
@@ -92,7 +98,6 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
         Op::name, "_double_backward");
     return op;
   }
-  static std::string inplace_name() { return std::string(Op::name) + "_"; }
 
   // ---- autograd ----
 
@@ -141,47 +146,41 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     }
   };
 
-  struct DoubleBackwardFunction : torch::autograd::Function<DoubleBackwardFunction> {
-    static variable_list forward(AutogradContext*, const Tensor& grad_grad_input,
-                                 const Tensor& grad_output, const Tensor& input, P... params) {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      auto [a, b] = double_backward_op().call(grad_grad_input, grad_output, input, params...);
-      return {a, b};
-    }
-    static variable_list backward(AutogradContext*, variable_list) {
-      third_order_unsupported(Op::name);
-    }
-  };
-
   static Tensor autograd_forward(const Tensor& input, P... params) {
     return ForwardFunction::apply(input, params...);
   }
   static Tensor autograd_backward(const Tensor& grad_output, const Tensor& input, P... params) {
     return BackwardFunction::apply(grad_output, input, params...);
   }
+  // Derivatives above the second: the same formulas evaluated on tensors, which autograd
+  // differentiates; otherwise the fused kernel.
   static TensorPair autograd_double_backward(const Tensor& grad_grad_input,
                                              const Tensor& grad_output, const Tensor& input,
                                              P... params) {
-    auto out = DoubleBackwardFunction::apply(grad_grad_input, grad_output, input, params...);
-    return {out[0], out[1]};
+    if (torch::autograd::compute_requires_grad(grad_grad_input, grad_output, input)) {
+      const Act act = Op::make_functor(name("_double_backward").c_str(), params...);
+      const auto out = evaluate_on_tensors(UnaryDoubleBackward<Act>{act},
+                                           {grad_grad_input, grad_output, input});
+      return {out[0], out[1]};
+    }
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return double_backward_op().call(grad_grad_input, grad_output, input, params...);
   }
 
   // In-place under autograd, as torch does for its in-place activations: with grad, the
   // result is computed out of place from a saved copy of the input and written back with
   // copy_ (which raises torch's error for leaves and tracks the version counter); without
   // grad, the kernel runs in place and bumps the version counter itself.
-  static Tensor& autograd_forward_(Tensor& input, P... params) {
+  static void autograd_forward_(Tensor& input, P... params) {
     if (torch::autograd::compute_requires_grad(input)) {
-      const Tensor result = forward_op().call(input.clone(), params...);
-      input.copy_(result);
-      return input;
+      input.copy_(forward_op().call(input.clone(), params...));
+      return;
     }
     {
       at::AutoDispatchBelowADInplaceOrView guard;
       inplace_op().call(input, params...);
     }
     torch::autograd::increment_version(input);
-    return input;
   }
 
   // ---- registration ----
@@ -193,7 +192,9 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     m.def((n + "_double_backward(Tensor grad_grad_input, Tensor grad_output, Tensor input" + p +
            ") -> (Tensor, Tensor)")
               .c_str());
-    if (Op::has_inplace) m.def((n + "_(Tensor(a!) input" + p + ") -> Tensor(a!)").c_str());
+    // Mutating ops return nothing: functionalization (torch.compile) rejects custom ops
+    // whose outputs alias their inputs.
+    if (Op::has_inplace) m.def((n + "_(Tensor(a!) input" + p + ") -> ()").c_str());
   }
 
   static void impl_kernels(torch::Library& m) {
@@ -219,7 +220,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     static constexpr const char* name = #name_;                                    \
     static constexpr const char* schema_params = schema;                           \
     static constexpr bool has_inplace = inplace;                                   \
-    static Functor make_functor(FUSEDACT_DROP_FIRST params) { return FUSEDACT_UNPAREN make; } \
+    static Functor make_functor(const char* op FUSEDACT_UNPAREN params) { return FUSEDACT_UNPAREN make; } \
   };
 FUSEDACT_UNARY_OPS(FUSEDACT_UNARY_TRAITS)
 #undef FUSEDACT_UNARY_TRAITS

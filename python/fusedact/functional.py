@@ -22,12 +22,18 @@ def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
 
 @_doc("silu")
 def silu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    return _ops.silu_(input) if inplace else _ops.silu(input)
+    if inplace:
+        _ops.silu_(input)
+        return input
+    return _ops.silu(input)
 
 
 @_doc("mish")
 def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    return _ops.mish_(input) if inplace else _ops.mish(input)
+    if inplace:
+        _ops.mish_(input)
+        return input
+    return _ops.mish(input)
 
 
 @_doc("glu")

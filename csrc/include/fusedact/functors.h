@@ -2,11 +2,17 @@
 //
 // Torch-free and `__host__ __device__`: the CPU kernels, the CUDA kernels and the C++
 // tests all call these functors, so each formula is written exactly once. `T` is the
-// op-math type: float for float/half/bfloat16 storage, double for double.
+// op-math type: float for float/half/bfloat16 storage, double for double. Formulas use
+// only the primitives of Math<T> (below), so the op layer can also evaluate them on
+// at::Tensor, which autograd differentiates to any order (derivatives above the second).
 //
 // Each activation functor has forward(x) = f(x), d1(x) = f'(x) and d2(x) = f''(x) (the
-// last one serves double backward). Formulas follow torch's kernels where they define the
-// values at NaN, ±inf and kinks (torch's CUDA kernel is the reference).
+// last one serves double backward), and may have backward(dy, x) where torch's chain rule
+// is not dy * f'(x) (see chain_rule below). forward and d1 use torch's own expressions
+// (its CUDA kernel is the reference), so outputs and gradients round like torch's and
+// agree at NaN, ±inf, kinks and underflow; Mish uses the one-exp form of the design,
+// checked against torch the same way. d2, which torch has no kernel for, avoids the
+// cancellations of 1 - tanh^2 and 1 - sigmoid.
 //
 // Below the activations, the "mode" functors turn one activation into the elementwise
 // maps the generic kernels run: forward, backward and double backward, for the unary and
@@ -14,6 +20,8 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #if defined(__CUDACC__)
 #define FUSEDACT_HD __host__ __device__ __forceinline__
@@ -32,6 +40,32 @@ constexpr double kGeluTanhCubic = 0.044715;
 constexpr double kMishSaturation = 20.0;
 }  // namespace constants
 
+// The primitives every formula is written in. Specialized here for float and double;
+// other evaluation types (at::Tensor) specialize it where they are defined.
+template <class T>
+struct Math;
+
+template <class T>
+struct ScalarMath {
+  FUSEDACT_HD static constexpr T c(double v) { return T(v); }
+  FUSEDACT_HD static T exp(T x) { return std::exp(x); }
+  FUSEDACT_HD static T erf(T x) { return std::erf(x); }
+  FUSEDACT_HD static T tanh(T x) { return std::tanh(x); }
+  FUSEDACT_HD static T abs(T x) { return std::fabs(x); }
+  FUSEDACT_HD static T zero_like(T) { return T(0); }
+  FUSEDACT_HD static T select(bool condition, T if_true, T if_false) {
+    return condition ? if_true : if_false;
+  }
+};
+template <>
+struct Math<float> : ScalarMath<float> {};
+template <>
+struct Math<double> : ScalarMath<double> {};
+#ifndef __CUDACC__
+template <>
+struct Math<long double> : ScalarMath<long double> {};  // host-side references in tests
+#endif
+
 // ---------------------------------------------------------------------------------------
 // Activations.
 // ---------------------------------------------------------------------------------------
@@ -42,74 +76,89 @@ constexpr double kMishSaturation = 20.0;
 struct Gelu {
   bool tanh_approx = false;
 
+  // u = k*(x + c*x^3) and its first two derivatives.
+  template <class T>
+  FUSEDACT_HD static void inner(T x, T& u, T& du, T& ddu) {
+    using M = Math<T>;
+    using namespace constants;
+    u = M::c(kSqrt2OverPi) * (x + M::c(kGeluTanhCubic) * x * x * x);
+    du = M::c(kSqrt2OverPi) * (M::c(1) + M::c(3 * kGeluTanhCubic) * x * x);
+    ddu = M::c(kSqrt2OverPi * 6 * kGeluTanhCubic) * x;
+  }
+
   // t = tanh(u) and sech2 = 1 - t^2, the latter as 4e/(1+e)^2 with e = exp(-2|u|): the
-  // subtraction 1 - t^2 cancels for large |u| (a few % off in float at |x| ~ 4.6).
+  // subtraction 1 - t^2 cancels for large |u| (a few % off in float at |x| ~ 4.6, which put
+  // float32 double backward past tolerance). Exactly 0 where 1 - t*t is (|t| == 1).
   template <class T>
   FUSEDACT_HD static void tanh_sech2(T u, T& t, T& sech2) {
-    t = std::tanh(u);
-    const T e = std::exp(T(-2) * std::fabs(u));
-    sech2 = T(4) * e / ((T(1) + e) * (T(1) + e));
+    using M = Math<T>;
+    t = M::tanh(u);
+    const T e = M::exp(M::c(-2) * M::abs(u));
+    sech2 = M::select(M::abs(t) == M::c(1), M::c(0), M::c(4) * e / ((M::c(1) + e) * (M::c(1) + e)));
   }
 
   template <class T>
   FUSEDACT_HD T forward(T x) const {
-    using namespace constants;
+    using M = Math<T>;
     if (tanh_approx) {
-      const T inner = T(kSqrt2OverPi) * (x + T(kGeluTanhCubic) * x * x * x);
-      return T(0.5) * x * (T(1) + std::tanh(inner));
+      T u, du, ddu;
+      inner(x, u, du, ddu);
+      return M::c(0.5) * x * (M::c(1) + M::tanh(u));
     }
-    return x * T(0.5) * (T(1) + std::erf(x * T(kSqrt1_2)));
+    return x * M::c(0.5) * (M::c(1) + M::erf(x * M::c(constants::kSqrt1_2)));
   }
 
   template <class T>
   FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
     using namespace constants;
     if (tanh_approx) {
-      T t, sech2;
-      tanh_sech2(T(kSqrt2OverPi) * (x + T(kGeluTanhCubic) * x * x * x), t, sech2);
-      const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCubic) * x * x);
-      return T(0.5) * (T(1) + t) + T(0.5) * x * sech2 * du;
+      T u, du, ddu;
+      inner(x, u, du, ddu);
+      const T t = M::tanh(u);
+      return M::c(0.5) * (M::c(1) + t) + M::c(0.5) * x * (M::c(1) - t * t) * du;
     }
-    const T cdf = T(0.5) * (T(1) + std::erf(x * T(kSqrt1_2)));
-    const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+    const T cdf = M::c(0.5) * (M::c(1) + M::erf(x * M::c(kSqrt1_2)));
+    const T pdf = M::c(kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
     return cdf + x * pdf;
   }
 
   template <class T>
   FUSEDACT_HD T d2(T x) const {
-    using namespace constants;
+    using M = Math<T>;
     if (tanh_approx) {
-      T t, sech2;
-      tanh_sech2(T(kSqrt2OverPi) * (x + T(kGeluTanhCubic) * x * x * x), t, sech2);
-      const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCubic) * x * x);
-      const T ddu = T(kSqrt2OverPi) * T(6 * kGeluTanhCubic) * x;
-      return sech2 * (du + T(0.5) * x * ddu - x * t * du * du);
+      T u, du, ddu, t, sech2;
+      inner(x, u, du, ddu);
+      tanh_sech2(u, t, sech2);
+      return sech2 * (du + M::c(0.5) * x * ddu - x * t * du * du);
     }
-    const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
-    return pdf * (T(2) - x * x);
+    const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
+    return pdf * (M::c(2) - x * x);
   }
 };
 
 // sigmoid: s = 1/(1+e^-x);  s' = s*(1-s);  s'' = s*(1-s)*(1-2s).
 struct Sigmoid {
-  // s and 1 - s from one e = exp(-|x|), each without cancellation.
+  // s = 1/(1+e), e = exp(-x), and c = 1 - s without cancellation: 1 - s where s < 1/2,
+  // else e/(1+e), and exactly 0 where 1 - s rounds to 0 (s == 1).
   template <class T>
   FUSEDACT_HD static void parts(T x, T& s, T& one_minus_s) {
-    const T e = std::exp(-std::fabs(x));
-    const T big = T(1) / (T(1) + e), small = e / (T(1) + e);
-    const bool negative = x < T(0);
-    s = negative ? small : big;
-    one_minus_s = negative ? big : small;
+    using M = Math<T>;
+    const T e = M::exp(-x);
+    s = M::c(1) / (M::c(1) + e);
+    one_minus_s = M::select(x < M::c(0), M::c(1) - s,
+                            M::select(s == M::c(1), M::c(0), e / (M::c(1) + e)));
   }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
-    return T(1) / (T(1) + std::exp(-x));
+    using M = Math<T>;
+    return M::c(1) / (M::c(1) + M::exp(-x));
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
-    T s, c;
-    parts(x, s, c);
-    return s * c;
+    using M = Math<T>;
+    const T s = forward(x);
+    return s * (M::c(1) - s);
   }
   template <class T>
   FUSEDACT_HD T d2(T x) const {
@@ -124,19 +173,21 @@ struct Sigmoid {
 struct Silu {
   template <class T>
   FUSEDACT_HD T forward(T x) const {
-    return x / (T(1) + std::exp(-x));
+    using M = Math<T>;
+    return x / (M::c(1) + M::exp(-x));
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
-    T s, c;
-    Sigmoid::parts(x, s, c);
-    return s * (T(1) + x * c);
+    using M = Math<T>;
+    const T s = Sigmoid{}.forward(x);
+    return s * (M::c(1) + x * (M::c(1) - s));
   }
   template <class T>
   FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
     T s, c;
     Sigmoid::parts(x, s, c);
-    return s * c * (T(2) + x * (c - s));
+    return s * c * (M::c(2) + x * (c - s));
   }
 };
 
@@ -144,19 +195,19 @@ struct Silu {
 //       f' = m + x*s*(1-m^2);  f'' = s*(1-m^2)*(2 + x*((1-s) - 2*m*s)), s = sigmoid(x).
 struct Mish {
   // m = tanh(softplus(x)), 1 - m^2 = 4(n+1)/(n+2)^2, s = sigmoid(x) and 1 - s, sharing
-  // one exp and free of cancellation.
+  // one exp and free of cancellation. From kMishSaturation on, m = s = 1 (exp is taken of
+  // 0 there, so no lane overflows).
   template <class T>
   FUSEDACT_HD static void parts(T x, T& m, T& one_minus_m2, T& s, T& one_minus_s) {
-    if (x >= T(constants::kMishSaturation)) {
-      m = T(1), one_minus_m2 = T(0), s = T(1), one_minus_s = T(0);
-      return;
-    }
-    const T e = std::exp(x);
-    const T n = e * (e + T(2));
-    m = n / (n + T(2));
-    one_minus_m2 = T(4) * (n + T(1)) / ((n + T(2)) * (n + T(2)));
-    s = e / (e + T(1));
-    one_minus_s = T(1) / (e + T(1));
+    using M = Math<T>;
+    const auto saturated = x >= M::c(constants::kMishSaturation);
+    const T e = M::exp(M::select(saturated, M::c(0), x));
+    const T n = e * (e + M::c(2));
+    m = M::select(saturated, M::c(1), n / (n + M::c(2)));
+    one_minus_m2 =
+        M::select(saturated, M::c(0), M::c(4) * (n + M::c(1)) / ((n + M::c(2)) * (n + M::c(2))));
+    s = M::select(saturated, M::c(1), e / (e + M::c(1)));
+    one_minus_s = M::select(saturated, M::c(0), M::c(1) / (e + M::c(1)));
   }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
@@ -172,9 +223,10 @@ struct Mish {
   }
   template <class T>
   FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
     T m, m2c, s, sc;
     parts(x, m, m2c, s, sc);
-    return s * m2c * (T(2) + x * (sc - T(2) * m * s));
+    return s * m2c * (M::c(2) + x * (sc - M::c(2) * m * s));
   }
 };
 
@@ -184,17 +236,44 @@ struct Mish {
 struct Relu {
   template <class T>
   FUSEDACT_HD T forward(T x) const {
-    return (x > T(0) || x != x) ? x : T(0);
+    using M = Math<T>;
+    return M::select((x > M::c(0)) | (x != x), x, M::c(0));
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
-    return x <= T(0) ? T(0) : T(1);
+    using M = Math<T>;
+    return M::select(x <= M::c(0), M::c(0), M::c(1));
   }
   template <class T>
-  FUSEDACT_HD T d2(T) const {
-    return T(0);
+  FUSEDACT_HD T d2(T x) const {
+    return Math<T>::zero_like(x);  // 0 at NaN and inf too
+  }
+  // torch's threshold_backward: 0 where x <= 0 whatever dy is (NaN and inf included).
+  template <class T>
+  FUSEDACT_HD T backward(T dy, T x) const {
+    using M = Math<T>;
+    return M::select(x <= M::c(0), M::c(0), dy);
   }
 };
+
+// dy * f'(x) as torch's backward computes it: the activation's own backward(dy, x) where
+// it has one, else the product.
+template <class Act, class T, class = void>
+struct HasBackward : std::false_type {};
+template <class Act, class T>
+struct HasBackward<Act, T,
+                   std::void_t<decltype(std::declval<const Act&>().backward(std::declval<T>(),
+                                                                          std::declval<T>()))>>
+    : std::true_type {};
+
+template <class Act, class T>
+FUSEDACT_HD T chain_rule(const Act& act, T dy, T x) {
+  if constexpr (HasBackward<Act, T>::value) {
+    return act.backward(dy, x);
+  } else {
+    return dy * act.d1(x);
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Modes: the elementwise maps of each shape class. Argument order = operand order of the
@@ -219,7 +298,7 @@ struct UnaryBackward {
   Act act;
   template <class T>
   FUSEDACT_HD void operator()(const T* in, T* out) const {
-    out[0] = in[0] * act.d1(in[1]);
+    out[0] = chain_rule(act, in[0], in[1]);
   }
 };
 
@@ -258,7 +337,7 @@ struct GatedBackward {
   template <class T>
   FUSEDACT_HD void operator()(const T* in, T* out) const {
     const T dy = in[0], gate = in[1], up = in[2];
-    out[0] = dy * up * act.d1(gate);
+    out[0] = chain_rule(act, dy * up, gate);  // torch's order: (dy*up) through f'
     out[1] = dy * act.forward(gate);
   }
 };

@@ -28,12 +28,11 @@ using TensorPair = std::tuple<at::Tensor, at::Tensor>;
 using TensorTriple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
 // Dispatcher signature of an argument: tensors are `const Tensor&`, except in in-place ops
-// (which return `Tensor&` and take their one tensor as `Tensor&`); the rest decay.
+// (which return nothing and take their one tensor as `Tensor&`); the rest decay.
 template <class Ret, class A>
 using dispatch_arg_t = std::conditional_t<
     std::is_same_v<std::decay_t<A>, at::Tensor>,
-    std::conditional_t<std::is_same_v<Ret, at::Tensor&>, at::Tensor&, const at::Tensor&>,
-    std::decay_t<A>>;
+    std::conditional_t<std::is_void_v<Ret>, at::Tensor&, const at::Tensor&>, std::decay_t<A>>;
 
 template <class Ret, class... A>
 c10::TypedOperatorHandle<Ret(dispatch_arg_t<Ret, A>...)> find_op(const char* name,
@@ -72,7 +71,8 @@ c10::TypedOperatorHandle<Ret(dispatch_arg_t<Ret, A>...)> find_op(const char* nam
                          grad_output, input FUSEDACT_UNPAREN names);                     \
   }                                                                                      \
   FUSEDACT_IF(has_inplace, inline at::Tensor& name##_(at::Tensor& input FUSEDACT_UNPAREN params) { \
-    return FUSEDACT_CALL(at::Tensor&, "fusedact::" #name "_", "", input FUSEDACT_UNPAREN names); \
+    FUSEDACT_CALL(void, "fusedact::" #name "_", "", input FUSEDACT_UNPAREN names);         \
+    return input;                                                                          \
   })
 
 #define FUSEDACT_DECLARE_GATED(name, Functor, make, params, names, schema, gate_is_first)   \
