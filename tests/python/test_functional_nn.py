@@ -1,0 +1,286 @@
+"""fusedact.functional and fusedact.nn vs torch.nn.functional / torch.nn and the gated
+compositions, including inplace=True."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import fusedact
+import fusedact.functional as FA
+import fusedact.nn as FN
+from conftest import DEVICES, randn
+
+device_param = pytest.mark.parametrize("device", DEVICES)
+
+
+def _fwd_bwd(fn, x):
+    x = x.detach().requires_grad_()
+    y = fn(x)
+    (gx,) = torch.autograd.grad(y, x, torch.linspace(-2, 2, y.numel(), device=y.device).view_as(y))
+    return y.detach(), gx
+
+
+def _swiglu_ref(x, dim=-1):
+    a, b = x.chunk(2, dim)
+    return F.silu(a) * b
+
+
+def _geglu_ref(x, approximate="none", dim=-1):
+    a, b = x.chunk(2, dim)
+    return F.gelu(a, approximate=approximate) * b
+
+
+def _reglu_ref(x, dim=-1):
+    a, b = x.chunk(2, dim)
+    return F.relu(a) * b
+
+
+# (fusedact callable, torch callable) pairs on the same input.
+FUNCTIONAL_PAIRS = {
+    "gelu": (FA.gelu, F.gelu),
+    "gelu-tanh": (lambda x: FA.gelu(x, approximate="tanh"), lambda x: F.gelu(x, approximate="tanh")),
+    "gelu-tanh-positional": (lambda x: FA.gelu(x, "tanh"), lambda x: F.gelu(x, approximate="tanh")),
+    "silu": (FA.silu, F.silu),
+    "mish": (FA.mish, F.mish),
+    "glu": (FA.glu, F.glu),
+    "glu-dim0": (lambda x: FA.glu(x, dim=0), lambda x: F.glu(x, dim=0)),
+    "glu-dim0-positional": (lambda x: FA.glu(x, 0), lambda x: F.glu(x, 0)),
+    "swiglu": (FA.swiglu, _swiglu_ref),
+    "swiglu-dim0": (lambda x: FA.swiglu(x, dim=0), lambda x: _swiglu_ref(x, dim=0)),
+    "geglu": (FA.geglu, _geglu_ref),
+    "geglu-tanh": (lambda x: FA.geglu(x, approximate="tanh"), lambda x: _geglu_ref(x, "tanh")),
+    "geglu-tanh-dim0": (
+        lambda x: FA.geglu(x, "tanh", 0),
+        lambda x: _geglu_ref(x, "tanh", 0),
+    ),
+    "reglu": (FA.reglu, _reglu_ref),
+    "reglu-dim0": (lambda x: FA.reglu(x, dim=0), lambda x: _reglu_ref(x, dim=0)),
+    "silu-inplace-false": (lambda x: FA.silu(x, inplace=False), lambda x: F.silu(x, inplace=False)),
+    "mish-inplace-false": (lambda x: FA.mish(x, inplace=False), lambda x: F.mish(x, inplace=False)),
+}
+
+
+@device_param
+@pytest.mark.parametrize("name", list(FUNCTIONAL_PAIRS))
+def test_functional_matches_torch(name, device):
+    ours, theirs = FUNCTIONAL_PAIRS[name]
+    x = randn((6, 10), torch.float32, device)
+    assert_close(_fwd_bwd(ours, x), _fwd_bwd(theirs, x), equal_nan=True)
+
+
+SPLIT_PAIRS = {
+    "glu_split": (FA.glu_split, lambda g, u: u * torch.sigmoid(g)),
+    "swiglu_split": (FA.swiglu_split, lambda g, u: F.silu(g) * u),
+    "geglu_split": (FA.geglu_split, lambda g, u: F.gelu(g) * u),
+    "geglu_split-tanh": (
+        lambda g, u: FA.geglu_split(g, u, approximate="tanh"),
+        lambda g, u: F.gelu(g, approximate="tanh") * u,
+    ),
+    "reglu_split": (FA.reglu_split, lambda g, u: F.relu(g) * u),
+}
+
+
+@device_param
+@pytest.mark.parametrize("name", list(SPLIT_PAIRS))
+def test_functional_split_matches_composition(name, device):
+    ours, theirs = SPLIT_PAIRS[name]
+    gate, up = randn((5, 7), torch.float32, device), randn((5, 7), torch.float32, device)
+
+    def run(fn):
+        a, b = gate.detach().requires_grad_(), up.detach().requires_grad_()
+        y = fn(a, b)
+        return (y.detach(), *torch.autograd.grad(y, (a, b), torch.ones_like(y)))
+
+    assert_close(run(ours), run(theirs), equal_nan=True)
+
+
+def test_functional_glu_of_packed_matches_torch_glu_convention():
+    # torch's glu: first half * sigmoid(second half); split: up * sigmoid(gate).
+    x = randn((4, 10))
+    a, b = x.chunk(2, -1)
+    assert_close(FA.glu(x), a * torch.sigmoid(b))
+    assert_close(FA.glu_split(b, a), F.glu(x))
+
+
+# --------------------------------------------------------------------------------------
+# Modules
+
+MODULE_PAIRS = {
+    "GELU": (lambda: FN.GELU(), lambda: torch.nn.GELU()),
+    "GELU-tanh": (lambda: FN.GELU(approximate="tanh"), lambda: torch.nn.GELU(approximate="tanh")),
+    "SiLU": (lambda: FN.SiLU(), lambda: torch.nn.SiLU()),
+    "Mish": (lambda: FN.Mish(), lambda: torch.nn.Mish()),
+    "GLU": (lambda: FN.GLU(), lambda: torch.nn.GLU()),
+    "GLU-dim0": (lambda: FN.GLU(dim=0), lambda: torch.nn.GLU(dim=0)),
+    "GLU-dim0-positional": (lambda: FN.GLU(0), lambda: torch.nn.GLU(0)),
+}
+
+COMPOSITION_MODULES = {
+    "SwiGLU": (lambda: FN.SwiGLU(), _swiglu_ref),
+    "SwiGLU-dim0": (lambda: FN.SwiGLU(dim=0), lambda x: _swiglu_ref(x, 0)),
+    "GeGLU": (lambda: FN.GeGLU(), _geglu_ref),
+    "GeGLU-tanh": (lambda: FN.GeGLU(approximate="tanh"), lambda x: _geglu_ref(x, "tanh")),
+    "GeGLU-tanh-dim0": (lambda: FN.GeGLU("tanh", 0), lambda x: _geglu_ref(x, "tanh", 0)),
+    "ReGLU": (lambda: FN.ReGLU(), _reglu_ref),
+    "ReGLU-dim0": (lambda: FN.ReGLU(dim=0), lambda x: _reglu_ref(x, 0)),
+}
+
+
+@device_param
+@pytest.mark.parametrize("name", list(MODULE_PAIRS))
+def test_module_matches_torch_module(name, device):
+    make_ours, make_theirs = MODULE_PAIRS[name]
+    ours, theirs = make_ours(), make_theirs()
+    assert repr(ours) == repr(theirs)
+    assert list(ours.parameters()) == []
+    x = randn((6, 10), torch.float32, device)
+    assert_close(_fwd_bwd(ours, x), _fwd_bwd(theirs, x), equal_nan=True)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(COMPOSITION_MODULES))
+def test_gated_module_matches_composition(name, device):
+    make_ours, ref = COMPOSITION_MODULES[name]
+    x = randn((6, 10), torch.float32, device)
+    assert_close(_fwd_bwd(make_ours(), x), _fwd_bwd(ref, x), equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["SiLU", "Mish"])
+def test_inplace_module_repr_matches_torch(name):
+    assert repr(getattr(FN, name)(inplace=True)) == repr(getattr(torch.nn, name)(inplace=True))
+
+
+def test_ops_alias():
+    assert fusedact.ops is torch.ops.fusedact
+
+
+# --------------------------------------------------------------------------------------
+# inplace=True
+
+INPLACE = {
+    "silu": (FA.silu, F.silu, FN.SiLU),
+    "mish": (FA.mish, F.mish, FN.Mish),
+}
+
+
+@device_param
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_modifies_and_returns_input(name, dtype, device):
+    ours, theirs, _ = INPLACE[name]
+    x = randn((5, 13), dtype, device)
+    expected = theirs(x.clone())
+    ptr, version = x.data_ptr(), x._version
+    y = ours(x, inplace=True)
+    assert y is x
+    assert y.data_ptr() == ptr
+    assert x._version > version
+    assert_close(x, expected, equal_nan=True)
+
+
+@device_param
+@pytest.mark.parametrize("layout", ["transposed", "channels_last", "strided"])
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_non_contiguous(name, layout, device):
+    ours, theirs, _ = INPLACE[name]
+    if layout == "transposed":
+        x = randn((13, 5), torch.float32, device).t()
+    elif layout == "channels_last":
+        x = randn((2, 3, 4, 5), torch.float32, device).contiguous(memory_format=torch.channels_last)
+    else:
+        base = randn((5, 26), torch.float32, device)
+        x = base[:, ::2]
+        untouched = base[:, 1::2].clone()
+    stride = x.stride()
+    expected = theirs(x.clone())
+    y = ours(x, inplace=True)
+    assert y is x and x.stride() == stride
+    assert_close(x, expected)
+    if layout == "strided":
+        # Elements between the strided ones are not written.
+        assert torch.equal(base[:, 1::2], untouched)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_module(name, device):
+    _, theirs, module = INPLACE[name]
+    x = randn((4, 9), torch.float32, device)
+    expected = theirs(x.clone())
+    y = module(inplace=True)(x)
+    assert y is x
+    assert_close(x, expected)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_grad_on_non_leaf_matches_torch(name, device):
+    ours, theirs, _ = INPLACE[name]
+    x0 = randn((6, 11), torch.float64, device)
+    w = randn((6, 11), torch.float64, device)
+
+    def run(fn):
+        leaf = x0.clone().requires_grad_()
+        h = leaf * 1.5  # a non-leaf
+        y = fn(h, inplace=True)
+        assert y is h
+        (y * w).sum().backward()
+        return y.detach(), leaf.grad
+
+    assert_close(run(ours), run(theirs))
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_double_backward_on_non_leaf_matches_torch(name, device):
+    ours, theirs, _ = INPLACE[name]
+    x0 = randn((4, 7), torch.float64, device)
+
+    def run(fn):
+        leaf = x0.clone().requires_grad_()
+        y = fn(leaf * 1.0, inplace=True)
+        (g,) = torch.autograd.grad(y.sum(), leaf, create_graph=True)
+        (gg,) = torch.autograd.grad((g * g).sum(), leaf)
+        return g.detach(), gg
+
+    assert_close(run(ours), run(theirs))
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_on_leaf_requiring_grad_raises_like_torch(name, device):
+    ours, theirs, _ = INPLACE[name]
+    leaf = randn((3, 4), torch.float32, device).requires_grad_()
+    before = leaf.detach().clone()
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        theirs(leaf, inplace=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        ours(leaf, inplace=True)
+    # The failed call did not modify the leaf.
+    assert torch.equal(leaf.detach(), before)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_on_leaf_under_no_grad(name, device):
+    ours, theirs, _ = INPLACE[name]
+    leaf = randn((3, 4), torch.float32, device).requires_grad_()
+    expected = theirs(leaf.detach().clone())
+    with torch.no_grad():
+        y = ours(leaf, inplace=True)
+    assert y is leaf
+    assert_close(leaf.detach(), expected)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_on_view_of_leaf_requiring_grad_raises_like_torch(name, device):
+    ours, theirs, _ = INPLACE[name]
+    leaf = randn((3, 4), torch.float32, device).requires_grad_()
+    # torch forbids in-place on a view of a leaf that requires grad.
+    with pytest.raises(RuntimeError) as torch_err:
+        theirs(leaf[0], inplace=True)
+    with pytest.raises(RuntimeError) as our_err:
+        ours(leaf[0], inplace=True)
+    assert "leaf" in str(torch_err.value) and "leaf" in str(our_err.value), str(our_err.value)
