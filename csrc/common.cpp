@@ -16,6 +16,24 @@ bool gelu_is_tanh(const char* op, std::string_view approximate) {
               approximate, "'");
 }
 
+double check_nonzero(const char* op, const char* arg, double value) {
+  TORCH_CHECK(value != 0, "fusedact::", op, ": argument '", arg, "' must not be 0");
+  return value;
+}
+
+double check_nonnegative(const char* op, const char* arg, double value) {
+  TORCH_CHECK(value >= 0, "fusedact::", op, ": argument '", arg,
+              "' must be greater than or equal to 0, got ", value);
+  return value;
+}
+
+double check_ordered(const char* op, double min_val, double max_val) {
+  TORCH_CHECK(min_val <= max_val, "fusedact::", op,
+              ": argument 'min_val' must not be greater than 'max_val', got ", min_val, " > ",
+              max_val);
+  return min_val;
+}
+
 void check_floating(const char* op, const char* arg, const Tensor& t) {
   const auto dtype = t.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||

@@ -33,6 +33,11 @@ using at::Tensor;
 // approximate='none' -> false, 'tanh' -> true; anything else is an error naming `op`.
 bool gelu_is_tanh(const char* op, std::string_view approximate);
 
+// Parameter checks used by op-table rows; each returns its (first) argument.
+double check_nonzero(const char* op, const char* arg, double value);
+double check_nonnegative(const char* op, const char* arg, double value);
+double check_ordered(const char* op, double min_val, double max_val);  // returns min_val
+
 // `t` must be float32, float64, float16 or bfloat16 (the dtypes every kernel supports).
 void check_floating(const char* op, const char* arg, const Tensor& t);
 

@@ -19,6 +19,7 @@ struct Math<at::Tensor> {
   static at::Tensor tanh(const at::Tensor& x) { return at::tanh(x); }
   static at::Tensor abs(const at::Tensor& x) { return at::abs(x); }
   static at::Tensor zero_like(const at::Tensor& x) { return at::zeros_like(x); }
+  static at::Tensor full_like(const at::Tensor& x, double v) { return at::full_like(x, v); }
   template <class A, class B>
   static at::Tensor select(const at::Tensor& condition, const A& if_true, const B& if_false) {
     return at::where(condition, if_true, if_false);

@@ -4,6 +4,7 @@
 //   X(input, params)                                   -> Tensor
 //   X_backward(grad_output, input, params)             -> Tensor              (= dy*f'(x))
 //   X_double_backward(grad_grad_input, grad_output, input, params) -> (Tensor, Tensor)
+// (tanh and sigmoid take their forward output where these say input, as torch does)
 //   X_(input, params) when torch.nn has inplace= for the module
 // with one kernel for CPU, CUDA and Meta (the Meta run allocates outputs only) and a C++
 // autograd Function under the Autograd key whose backward calls the next op down.
@@ -28,6 +29,9 @@ template <class Op, class... P>
 struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   using Act = decltype(Op::make_functor("", std::declval<P>()...));
   using TensorPair = std::tuple<Tensor, Tensor>;
+  // Backward from the output (tanh, sigmoid: as torch) or from the input.
+  static constexpr bool kFromOutput = HasOutputDerivatives<Act>::value;
+  static constexpr const char* kSaved = kFromOutput ? "output" : "input";
 
   // ---- kernels (CPU, CUDA, Meta) ----
 
@@ -54,29 +58,31 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     }
   }
 
-  static Tensor backward(const Tensor& grad_output, const Tensor& input, P... params) {
+  // `saved` is the input, or the output where kFromOutput.
+  static Tensor backward(const Tensor& grad_output, const Tensor& saved, P... params) {
     const std::string op = name("_backward");
     const Act act = Op::make_functor(op.c_str(), params...);
-    check_floating(op.c_str(), "input", input);
-    check_like(op.c_str(), "input", input, "grad_output", grad_output);
-    Tensor grad_input = new_output(input);
+    check_floating(op.c_str(), kSaved, saved);
+    check_like(op.c_str(), kSaved, saved, "grad_output", grad_output);
+    Tensor grad_input = new_output(saved);
     if (!is_meta(grad_input))
-      run_same_layout(UnaryBackward<Act>{act}, {grad_input}, {grad_output, input});
+      run_same_layout(UnaryBackward<UnaryDerivatives<Act>>{unary_derivatives(act)},
+                      {grad_input}, {grad_output, saved});
     return grad_input;
   }
 
   static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
-                                    const Tensor& input, P... params) {
+                                    const Tensor& saved, P... params) {
     const std::string op = name("_double_backward");
     const Act act = Op::make_functor(op.c_str(), params...);
-    check_floating(op.c_str(), "input", input);
-    check_like(op.c_str(), "input", input, "grad_output", grad_output);
-    check_like(op.c_str(), "input", input, "grad_grad_input", grad_grad_input);
-    Tensor grad_grad_output = new_output(input), grad_input = new_output(input);
-    if (!is_meta(grad_input))
-      run_same_layout(UnaryDoubleBackward<Act>{act}, {grad_grad_output, grad_input},
-                      {grad_grad_input, grad_output, input});
-    return {grad_grad_output, grad_input};
+    check_floating(op.c_str(), kSaved, saved);
+    check_like(op.c_str(), kSaved, saved, "grad_output", grad_output);
+    check_like(op.c_str(), kSaved, saved, "grad_grad_input", grad_grad_input);
+    Tensor grad_grad_output = new_output(saved), grad_saved = new_output(saved);
+    if (!is_meta(grad_saved))
+      run_same_layout(UnaryDoubleBackward<UnaryDerivatives<Act>>{unary_derivatives(act)},
+                      {grad_grad_output, grad_saved}, {grad_grad_input, grad_output, saved});
+    return {grad_grad_output, grad_saved};
   }
 
   // ---- dispatcher handles ----
@@ -101,20 +107,21 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 
   // ---- autograd ----
 
-  // Saves the input (not the output: f' is not a function of f for these activations).
+  // Saves the input, or the output where the backward is a function of it.
   struct ForwardFunction : torch::autograd::Function<ForwardFunction> {
     static Tensor forward(AutogradContext* ctx, const Tensor& input, P... params) {
-      ctx->save_for_backward({input});
       save_params(ctx, params...);
       at::AutoDispatchBelowADInplaceOrView guard;
-      return forward_op().call(input, params...);
+      Tensor output = forward_op().call(input, params...);
+      ctx->save_for_backward({kFromOutput ? output : input});
+      return output;
     }
     static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const Tensor input = ctx->get_saved_variables()[0];
+      const Tensor saved = ctx->get_saved_variables()[0];
       variable_list result{Tensor()};
       if (grads[0].defined()) {
         result[0] = std::apply(
-            [&](const P&... p) { return backward_op().call(grads[0], input, p...); },
+            [&](const P&... p) { return backward_op().call(grads[0], saved, p...); },
             load_params<P...>(ctx));
       }
       append_no_grads<P...>(result);
@@ -159,7 +166,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
                                              P... params) {
     if (torch::autograd::compute_requires_grad(grad_grad_input, grad_output, input)) {
       const Act act = Op::make_functor(name("_double_backward").c_str(), params...);
-      const auto out = evaluate_on_tensors(UnaryDoubleBackward<Act>{act},
+      const auto out = evaluate_on_tensors(UnaryDoubleBackward<UnaryDerivatives<Act>>{unary_derivatives(act)},
                                            {grad_grad_input, grad_output, input});
       return {out[0], out[1]};
     }
@@ -188,9 +195,10 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   static void define(torch::Library& m) {
     const std::string n = Op::name, p = Op::schema_params;
     m.def((n + "(Tensor input" + p + ") -> Tensor").c_str());
-    m.def((n + "_backward(Tensor grad_output, Tensor input" + p + ") -> Tensor").c_str());
-    m.def((n + "_double_backward(Tensor grad_grad_input, Tensor grad_output, Tensor input" + p +
-           ") -> (Tensor, Tensor)")
+    const std::string saved = kSaved;
+    m.def((n + "_backward(Tensor grad_output, Tensor " + saved + p + ") -> Tensor").c_str());
+    m.def((n + "_double_backward(Tensor grad_grad_input, Tensor grad_output, Tensor " + saved +
+           p + ") -> (Tensor, Tensor)")
               .c_str());
     // Mutating ops return nothing: functionalization (torch.compile) rejects custom ops
     // whose outputs alias their inputs.

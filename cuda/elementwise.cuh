@@ -94,6 +94,11 @@ __global__ void elementwise_kernel(Kernel kernel, int64_t total, int64_t cols,
   }
 }
 
+inline const char* launch_error() {
+  const cudaError_t error = cudaGetLastError();
+  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
+}
+
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <class S, class Kernel>
@@ -101,7 +106,7 @@ const char* launch_typed(const Kernel& kernel, int64_t rows, int64_t cols,
                          const Operand* inputs, const Operand* outputs, cudaStream_t stream) {
   constexpr int kIn = Kernel::kInputs, kOut = Kernel::kOutputs;
   constexpr int kWidth = 16 / sizeof(S);
-  const bool rowed = rows > 1;
+  const bool rowed = Kernel::kMultiRow && rows > 1;
   Operands<kIn> in;
   Operands<kOut> out;
   bool vectorizable = !rowed || cols % kWidth == 0;
@@ -127,18 +132,23 @@ const char* launch_typed(const Kernel& kernel, int64_t rows, int64_t cols,
       1, std::min<int64_t>((work + kThreads - 1) / kThreads, int64_t(std::max(sms, 1)) * 32));
 
   if (vectorizable) {
-    if (rowed)
-      elementwise_kernel<S, kWidth, true><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
-    else
-      elementwise_kernel<S, kWidth, false><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
+    if constexpr (Kernel::kMultiRow) {
+      if (rowed) {
+        elementwise_kernel<S, kWidth, true><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
+        return launch_error();
+      }
+    }
+    elementwise_kernel<S, kWidth, false><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
   } else {
-    if (rowed)
-      elementwise_kernel<S, 1, true><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
-    else
-      elementwise_kernel<S, 1, false><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
+    if constexpr (Kernel::kMultiRow) {
+      if (rowed) {
+        elementwise_kernel<S, 1, true><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
+        return launch_error();
+      }
+    }
+    elementwise_kernel<S, 1, false><<<blocks, kThreads, 0, stream>>>(kernel, total, cols, in, out);
   }
-  const cudaError_t error = cudaGetLastError();
-  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
+  return launch_error();
 }
 
 template <class Kernel>
@@ -158,8 +168,8 @@ const char* launch_elementwise(const Kernel& kernel, ScalarKind kind, int64_t ro
 }  // namespace cuda
 }  // namespace fusedact
 
-// Explicit instantiation of launch_elementwise for one mode functor type.
-#define FUSEDACT_INSTANTIATE_LAUNCH(...)                                                  \
-  template const char* fusedact::cuda::launch_elementwise<__VA_ARGS__>(                   \
-      const __VA_ARGS__&, fusedact::ScalarKind, int64_t, int64_t, const fusedact::Operand*, \
-      const fusedact::Operand*, void*);
+// Instantiates launch_elementwise for a mode functor type by taking its address (inside a
+// `used` table, see unary.cu): unlike an explicit instantiation, doing so twice is fine,
+// and op-table rows may share a functor type (elu, selu and celu are all Elu).
+#define FUSEDACT_LAUNCHER(...) \
+  reinterpret_cast<const void*>(&fusedact::cuda::launch_elementwise<__VA_ARGS__>),

@@ -1,76 +1,91 @@
-"""Functional interface mirroring torch.nn.functional (same names, arguments and defaults)."""
+"""Functional interface mirroring torch.nn.functional, generated from the op registry.
+
+Each unary op `f` is `f(input, <params in schema order, with torch's defaults>)`, plus
+`inplace=False` where torch.nn.functional has it; each gated op `g` is
+`g(input, <params>, dim=-1)` and `g_split(gate, up, <params>)` for separate tensors.
+"""
+
+import inspect
 
 import torch
 
-from .registry import BY_NAME
+from .registry import OPS, OpSpec
 
 _ops = torch.ops.fusedact
+_P = inspect.Parameter
+_NO_DEFAULT = _P.empty
 
 
-def _doc(name: str):
-    def attach(fn):
-        fn.__doc__ = f"{BY_NAME[name].doc}\n\nfusedact counterpart of torch.nn.functional.{name}."
-        return fn
-
-    return attach
+def _param(name, default=_NO_DEFAULT):
+    return _P(name, _P.POSITIONAL_OR_KEYWORD, default=default)
 
 
-@_doc("gelu")
-def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
-    return _ops.gelu(input, approximate)
+def _signature(first, spec, extra=()):
+    params = [_param(n) for n in first]
+    params += [_param(k, v) for k, v in spec.params.items() if k not in spec.required_params]
+    params += [_param(k) for k in spec.required_params]
+    params += [_param(k, v) for k, v in extra]
+    # Required parameters (threshold's) come first in torch's signature.
+    required = [p for p in params if p.default is _NO_DEFAULT]
+    return inspect.Signature(required + [p for p in params if p.default is not _NO_DEFAULT])
 
 
-@_doc("silu")
-def silu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    if inplace:
-        _ops.silu_(input)
-        return input
-    return _ops.silu(input)
+def _unary(spec: OpSpec):
+    op = spec.op
+    inplace_op = getattr(_ops, spec.name + "_") if spec.inplace else None
+    signature = _signature(["input"], spec, [("inplace", False)] if spec.inplace else [])
+
+    def fn(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        inplace = arguments.pop("inplace", False)
+        input = arguments.pop("input")
+        if inplace:
+            inplace_op(input, **arguments)
+            return input
+        return op(input, **arguments)
+
+    return fn, signature
 
 
-@_doc("mish")
-def mish(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    if inplace:
-        _ops.mish_(input)
-        return input
-    return _ops.mish(input)
+def _gated(spec: OpSpec):
+    op = spec.op
+    signature = _signature(["input"], spec, [("dim", -1)])
+    split_signature = _signature(["gate", "up"], spec)
+
+    def fn(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return op(**bound.arguments)
+
+    def split(*args, **kwargs):
+        bound = split_signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return op.split(**bound.arguments)
+
+    return (fn, signature), (split, split_signature)
 
 
-@_doc("glu")
-def glu(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    return _ops.glu(input, dim)
+def _publish(name, fn, signature, doc):
+    fn.__name__ = fn.__qualname__ = name
+    fn.__signature__ = signature
+    fn.__doc__ = doc
+    globals()[name] = fn
+    __all__.append(name)
 
 
-@_doc("swiglu")
-def swiglu(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    return _ops.swiglu(input, dim)
-
-
-@_doc("geglu")
-def geglu(input: torch.Tensor, approximate: str = "none", dim: int = -1) -> torch.Tensor:
-    return _ops.geglu(input, approximate, dim)
-
-
-@_doc("reglu")
-def reglu(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    return _ops.reglu(input, dim)
-
-
-def glu_split(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    """up * sigmoid(gate) on two separate tensors (glu with its halves kept apart)."""
-    return _ops.glu.split(gate, up)
-
-
-def swiglu_split(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    """silu(gate) * up on two separate tensors (gate_proj and up_proj kept apart)."""
-    return _ops.swiglu.split(gate, up)
-
-
-def geglu_split(gate: torch.Tensor, up: torch.Tensor, approximate: str = "none") -> torch.Tensor:
-    """gelu(gate, approximate) * up on two separate tensors."""
-    return _ops.geglu.split(gate, up, approximate)
-
-
-def reglu_split(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    """relu(gate) * up on two separate tensors."""
-    return _ops.reglu.split(gate, up)
+__all__ = []
+for _spec in OPS:
+    _doc = f"{_spec.doc}\n\nfusedact counterpart of torch.nn.functional.{_spec.name} (same arguments)."
+    if _spec.kind == "unary":
+        _publish(_spec.name, *_unary(_spec), _doc)
+    else:
+        (_fn, _sig), (_split, _split_sig) = _gated(_spec)
+        _publish(_spec.name, _fn, _sig, _doc)
+        _publish(
+            _spec.name + "_split",
+            _split,
+            _split_sig,
+            f"{_spec.doc}\n\nThe two-tensor form: the activation's input `gate` and `up` kept apart.",
+        )

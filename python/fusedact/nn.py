@@ -1,89 +1,64 @@
-"""Modules mirroring torch.nn (same constructor arguments, no parameters, same repr)."""
+"""Modules mirroring torch.nn, generated from the op registry.
+
+`fusedact.nn.<Module>(**same kwargs as torch.nn.<Module>)` stores its arguments under
+torch's attribute names (so reprs and attribute access match) and calls the fusedact op.
+SwiGLU, GeGLU, ReGLU, Swish, QuickGELU and ReLUSquared have no torch.nn counterpart.
+"""
+
+import inspect
 
 import torch
 
 from . import functional as FA
+from .registry import OPS, OpSpec
 
 
-class GELU(torch.nn.Module):
-    def __init__(self, approximate: str = "none") -> None:
-        super().__init__()
-        self.approximate = approximate
+def _module(spec: OpSpec):
+    fn = getattr(FA, spec.name)
+    # The module takes the functional's arguments except the tensor.
+    init_params = list(inspect.signature(fn).parameters.values())[1:]
+    init_signature = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + init_params
+    )
+    names = [p.name for p in init_params]
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return FA.gelu(input, approximate=self.approximate)
+    def __init__(self, *args, **kwargs):
+        torch.nn.Module.__init__(self)
+        bound = init_signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name in names:
+            setattr(self, name, bound.arguments[name])
 
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
+    def forward(self, input):
+        return fn(input, **{name: getattr(self, name) for name in names})
 
+    def extra_repr(self):
+        parts = [f"{n}={getattr(self, n)!r}" for n in names if n != "inplace"]
+        if getattr(self, "inplace", False):
+            parts.append("inplace=True")
+        return ", ".join(parts)
 
-class _InplaceActivation(torch.nn.Module):
-    _fn = None
+    # Where torch has the module, its own extra_repr reads the same attribute names, so
+    # the reprs are identical (e.g. "Hardshrink(0.5)", "ReLU6(inplace=True)").
+    torch_module = getattr(torch.nn, spec.module, None)
+    if isinstance(torch_module, type) and issubclass(torch_module, torch.nn.Module):
+        extra_repr = torch_module.extra_repr
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return type(self)._fn(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
-
-
-class SiLU(_InplaceActivation):
-    _fn = staticmethod(FA.silu)
-
-
-class Mish(_InplaceActivation):
-    _fn = staticmethod(FA.mish)
-
-
-class _Gated(torch.nn.Module):
-    _fn = None
-
-    def __init__(self, dim: int = -1) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return type(self)._fn(input, dim=self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    __init__.__signature__ = init_signature
+    return type(
+        spec.module,
+        (torch.nn.Module,),
+        {
+            "__init__": __init__,
+            "forward": forward,
+            "extra_repr": extra_repr,
+            "__doc__": f"{spec.doc}\n\nfusedact counterpart of torch.nn.{spec.module}.",
+            "__module__": __name__,
+        },
+    )
 
 
-class GLU(_Gated):
-    """torch.nn.GLU: first half * sigmoid(second half) along `dim`."""
-
-    _fn = staticmethod(FA.glu)
-
-
-class SwiGLU(_Gated):
-    """silu(first half) * second half along `dim`."""
-
-    _fn = staticmethod(FA.swiglu)
-
-
-class ReGLU(_Gated):
-    """relu(first half) * second half along `dim`."""
-
-    _fn = staticmethod(FA.reglu)
-
-
-class GeGLU(torch.nn.Module):
-    """gelu(first half, approximate) * second half along `dim`."""
-
-    def __init__(self, approximate: str = "none", dim: int = -1) -> None:
-        super().__init__()
-        self.approximate = approximate
-        self.dim = dim
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return FA.geglu(input, approximate=self.approximate, dim=self.dim)
-
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}, dim={self.dim}"
-
-
-__all__ = ["GELU", "SiLU", "Mish", "GLU", "SwiGLU", "GeGLU", "ReGLU"]
+__all__ = []
+for _spec in OPS:
+    globals()[_spec.module] = _module(_spec)
+    __all__.append(_spec.module)

@@ -36,23 +36,37 @@ def _bad(shape, dtype, device):
 @BAD_DTYPES
 @pytest.mark.parametrize("spec,params", UNARY_CASES)
 def test_unary_rejects_integer_and_bool(spec, params, bad_dtype, device):
+    if spec.name in TORCH_ACCEPTS_INTEGERS and bad_dtype != torch.bool:
+        pytest.skip(
+            f"torch.nn.functional.{spec.name} accepts integer input; fusedact's integer "
+            "kernels for it are not written yet (open work of issue 3)"
+        )
     x = _bad((3, 4), bad_dtype, device)
     assert_raises_named(lambda: spec.op(x, **params), spec.name, "input")
     assert_raises_named(
         lambda: spec.backward_op(_bad((3, 4), bad_dtype, device), x, **params),
         spec.name + "_backward",
-        ("grad_output", "input"),
+        ("grad_output", "output" if spec.grad_from_output else "input"),
     )
+
+
+# Ops torch.nn.functional runs on integer tensors too.
+TORCH_ACCEPTS_INTEGERS = {"relu", "relu6", "hardtanh", "threshold"}
 
 
 @device_param
 @BAD_DTYPES
 @pytest.mark.parametrize("spec", INPLACE_SPECS)
 def test_inplace_rejects_integer_and_bool(spec, bad_dtype, device):
+    if spec.name in TORCH_ACCEPTS_INTEGERS and bad_dtype != torch.bool:
+        pytest.skip(
+            f"torch.nn.functional.{spec.name} accepts integer input; fusedact's integer "
+            "kernels for it are not written yet (open work of issue 3)"
+        )
     x = _bad((3, 4), bad_dtype, device)
     before = x.clone()
     inplace = getattr(torch.ops.fusedact, spec.name + "_")
-    assert_raises_named(lambda: inplace(x), (spec.name + "_", spec.name), "input")
+    assert_raises_named(lambda: inplace(x, **spec.params), (spec.name + "_", spec.name), "input")
     assert torch.equal(x, before)
 
 
@@ -237,7 +251,9 @@ def test_unary_backward_device_mismatch_raises(spec, params):
     x = randn((3, 4), torch.float32, "cuda")
     g = randn((3, 4), torch.float32, "cpu")
     assert_raises_named(
-        lambda: spec.backward_op(g, x, **params), spec.name + "_backward", ("grad_output", "input")
+        lambda: spec.backward_op(g, x, **params),
+        spec.name + "_backward",
+        ("grad_output", "output" if spec.grad_from_output else "input"),
     )
 
 

@@ -15,6 +15,7 @@ from conftest import (
     DTYPES,
     GATED_CASES,
     HALF_DTYPES,
+    TORCH_HAS_NO_DOUBLE_BACKWARD,
     UNARY_CASES,
     call_packed,
     call_split,
@@ -130,11 +131,12 @@ device_param = pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,params", UNARY_CASES)
 def test_unary_forward_backward(spec, params, layout, dtype, device):
     x = UNARY_LAYOUTS[layout](dtype, device)
-    x_ours, x_ref = _leaf(x), _ref_leaf(x)
+    # Compositions in half types are referenced in float32, rounded once (conftest.opmath).
+    x_ours, x_ref = _leaf(x), _ref_leaf(opmath(x) if spec.composite else x)
 
     y = spec.op(x_ours, **params)
     ref = spec.reference(x_ref, **params)
-    assert_close(y, ref, equal_nan=True)
+    assert_close(y, ref.to(dtype), equal_nan=True)
 
     # The output keeps the input's memory format.
     if layout == "channels_last":
@@ -145,11 +147,24 @@ def test_unary_forward_backward(spec, params, layout, dtype, device):
     # grad_output in the same layout as the input (non-contiguous where the input is).
     g = UNARY_LAYOUTS[layout](dtype, device)
     (gx,) = torch.autograd.grad(y, x_ours, g)
-    (gx_ref,) = torch.autograd.grad(ref, x_ref, g)
+    (gx_ref,) = torch.autograd.grad(ref, x_ref, g.to(ref.dtype))
+    if spec.name in TORCH_BACKWARD_FROM_OUTPUT and dtype in HALF_DTYPES and device == "cpu":
+        # torch's CUDA sigmoid/tanh_backward compute from the (rounded) output in float32 and
+        # round once; its CPU scalar path rounds each Half product (sigmoid f16 differs by
+        # 2e-3 at |y| ~ 0.5). DESIGN.md makes the CUDA kernel the reference.
+        gx_ref = TORCH_BACKWARD_FROM_OUTPUT[spec.name](g.float(), ref.detach().float())
+    gx_ref = gx_ref.to(dtype)
     assert_close(gx, gx_ref, equal_nan=True)
 
-    # The backward op called directly: grad_output * f'(input).
-    assert_close(spec.backward_op(g, x, **params), gx_ref, equal_nan=True)
+    # The backward op called directly: grad_output * f'(input), or f' from the output.
+    saved = y.detach() if spec.grad_from_output else x
+    assert_close(spec.backward_op(g, saved, **params), gx_ref, equal_nan=True)
+
+
+TORCH_BACKWARD_FROM_OUTPUT = {
+    "sigmoid": torch.ops.aten.sigmoid_backward,
+    "tanh": torch.ops.aten.tanh_backward,
+}
 
 
 @device_param
@@ -300,6 +315,8 @@ def test_unary_double_backward_matches_torch(spec, params, layout, dtype, device
     x = UNARY_LAYOUTS[layout](dtype, device)
     g = randn(x.shape, dtype, device, scale=1.0)
     gg = (randn(x.shape, dtype, device, scale=1.0),)
+    if spec.name in TORCH_HAS_NO_DOUBLE_BACKWARD:
+        pytest.skip(TORCH_HAS_NO_DOUBLE_BACKWARD[spec.name])
     ours = _double_backward(lambda t: spec.op(t, **params), [x], g, gg)
     ref = _double_backward_ref(lambda t: spec.reference(t, **params), [x], g, gg)
     assert_close(ours, ref, equal_nan=True)

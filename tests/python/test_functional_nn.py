@@ -9,7 +9,10 @@ from torch.testing import assert_close
 import fusedact
 import fusedact.functional as FA
 import fusedact.nn as FN
-from conftest import DEVICES, randn
+from conftest import DEVICES, TORCH_HAS_NO_DOUBLE_BACKWARD, randn
+from fusedact.registry import OPS
+
+import functools
 
 device_param = pytest.mark.parametrize("device", DEVICES)
 
@@ -151,6 +154,27 @@ def test_inplace_module_repr_matches_torch(name):
     assert repr(getattr(FN, name)(inplace=True)) == repr(getattr(torch.nn, name)(inplace=True))
 
 
+# Every registry module that torch.nn also has, with each parameter set of the op: same
+# constructor kwargs, same repr, no parameters, same outputs and input gradients.
+TORCH_MODULE_CASES = [
+    pytest.param(spec, params, id=f"{spec.module}-" + "-".join(f"{k}={v}" for k, v in params.items()))
+    for spec in OPS
+    if hasattr(torch.nn, spec.module)
+    for params in spec.param_sets
+]
+
+
+@device_param
+@pytest.mark.parametrize("spec,params", TORCH_MODULE_CASES)
+def test_every_module_is_a_drop_in_for_torch(spec, params, device):
+    kwargs = {**(spec.params if spec.required_params else {}), **params}
+    ours, theirs = getattr(FN, spec.module)(**kwargs), getattr(torch.nn, spec.module)(**kwargs)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.parameters()) == []
+    x = randn((6, 10), torch.float32, device)
+    assert_close(_fwd_bwd(ours, x), _fwd_bwd(theirs, x), equal_nan=True)
+
+
 def test_ops_alias():
     assert fusedact.ops is torch.ops.fusedact
 
@@ -158,9 +182,16 @@ def test_ops_alias():
 # --------------------------------------------------------------------------------------
 # inplace=True
 
+# Every op with an in-place form: (fusedact functional, torch functional, fusedact module),
+# with the op's parameters bound (threshold has no defaults).
 INPLACE = {
-    "silu": (FA.silu, F.silu, FN.SiLU),
-    "mish": (FA.mish, F.mish, FN.Mish),
+    spec.name: (
+        functools.partial(getattr(FA, spec.name), **spec.params),
+        functools.partial(getattr(F, spec.name), **spec.params),
+        functools.partial(getattr(FN, spec.module), **spec.params),
+    )
+    for spec in OPS
+    if spec.inplace
 }
 
 
@@ -234,6 +265,8 @@ def test_inplace_grad_on_non_leaf_matches_torch(name, device):
 @device_param
 @pytest.mark.parametrize("name", list(INPLACE))
 def test_inplace_double_backward_on_non_leaf_matches_torch(name, device):
+    if name in TORCH_HAS_NO_DOUBLE_BACKWARD:
+        pytest.skip(TORCH_HAS_NO_DOUBLE_BACKWARD[name])
     ours, theirs, _ = INPLACE[name]
     x0 = randn((4, 7), torch.float64, device)
 

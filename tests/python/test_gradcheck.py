@@ -11,9 +11,9 @@ from torch.autograd import gradcheck, gradgradcheck
 from conftest import DEVICES, GATED_CASES, UNARY_CASES, away_from_kinks, randn
 
 
-def _sample(spec, shape, device):
-    x = away_from_kinks(spec, randn(shape, torch.float64, device, scale=2.0))
-    for k in spec.kinks:
+def _sample(spec, shape, device, params):
+    x = away_from_kinks(spec, randn(shape, torch.float64, device, scale=2.0), params)
+    for k in spec.kinks_at(params):
         assert ((x - k).abs() >= 1e-2).all()
     return x.requires_grad_()
 
@@ -21,7 +21,7 @@ def _sample(spec, shape, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,params", UNARY_CASES)
 def test_unary_gradcheck(spec, params, device):
-    x = _sample(spec, (4, 5), device)
+    x = _sample(spec, (4, 5), device, params)
     fn = lambda t: spec.op(t, **params)  # noqa: E731
     assert gradcheck(fn, (x,))
     assert gradgradcheck(fn, (x,))
@@ -31,7 +31,7 @@ def test_unary_gradcheck(spec, params, device):
 @pytest.mark.parametrize("dim", [-1, 0])
 @pytest.mark.parametrize("spec,params", GATED_CASES)
 def test_gated_packed_gradcheck(spec, params, dim, device):
-    x = _sample(spec, (4, 6), device)
+    x = _sample(spec, (4, 6), device, params)
     fn = lambda t: spec.op(t, **params, dim=dim)  # noqa: E731
     assert gradcheck(fn, (x,))
     assert gradgradcheck(fn, (x,))
@@ -40,7 +40,7 @@ def test_gated_packed_gradcheck(spec, params, dim, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,params", GATED_CASES)
 def test_gated_split_gradcheck(spec, params, device):
-    gate = _sample(spec, (3, 4), device)
+    gate = _sample(spec, (3, 4), device, params)
     up = randn((3, 4), torch.float64, device, scale=2.0).requires_grad_()
     fn = lambda a, b: spec.op.split(a, b, **params)  # noqa: E731
     assert gradcheck(fn, (gate, up))
@@ -54,7 +54,7 @@ def test_gated_split_gradcheck(spec, params, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,params", UNARY_CASES)
 def test_unary_backward_op_gradcheck(spec, params, device):
-    x = _sample(spec, (4, 5), device)
+    x = _sample(spec, (4, 5), device, params)
     g = randn((4, 5), torch.float64, device).requires_grad_()
     assert gradcheck(lambda gy, t: spec.backward_op(gy, t, **params), (g, x))
 
@@ -62,9 +62,9 @@ def test_unary_backward_op_gradcheck(spec, params, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,params", GATED_CASES)
 def test_gated_backward_op_gradcheck(spec, params, device):
-    x = _sample(spec, (3, 8), device)
+    x = _sample(spec, (3, 8), device, params)
     g = randn((3, 4), torch.float64, device).requires_grad_()
     assert gradcheck(lambda gy, t: spec.backward_op(gy, t, **params, dim=-1), (g, x))
-    gate = _sample(spec, (3, 4), device)
+    gate = _sample(spec, (3, 4), device, params)
     up = randn((3, 4), torch.float64, device).requires_grad_()
     assert gradcheck(lambda gy, a, b: spec.backward_op.split(gy, a, b, **params), (g, gate, up))

@@ -16,7 +16,8 @@
 //
 // Below the activations, the "mode" functors turn one activation into the elementwise
 // maps the generic kernels run: forward, backward and double backward, for the unary and
-// the gated shape class. A mode functor maps kInputs op-math values to kOutputs values.
+// the gated shape class. A mode functor maps kInputs op-math values to kOutputs values;
+// kMultiRow says whether its launches can have several rows.
 #pragma once
 
 #include <cmath>
@@ -38,6 +39,9 @@ constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2/pi)
 constexpr double kGeluTanhCubic = 0.044715;
 // Above this, tanh(softplus(x)) and sigmoid(x) round to 1 in float and in double.
 constexpr double kMishSaturation = 20.0;
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kQuickGeluBeta = 1.702;
 }  // namespace constants
 
 // The primitives every formula is written in. Specialized here for float and double;
@@ -49,10 +53,13 @@ template <class T>
 struct ScalarMath {
   FUSEDACT_HD static constexpr T c(double v) { return T(v); }
   FUSEDACT_HD static T exp(T x) { return std::exp(x); }
+  FUSEDACT_HD static T expm1(T x) { return std::expm1(x); }
+  FUSEDACT_HD static T log1p(T x) { return std::log1p(x); }
   FUSEDACT_HD static T erf(T x) { return std::erf(x); }
   FUSEDACT_HD static T tanh(T x) { return std::tanh(x); }
   FUSEDACT_HD static T abs(T x) { return std::fabs(x); }
   FUSEDACT_HD static T zero_like(T) { return T(0); }
+  FUSEDACT_HD static T full_like(T, double v) { return T(v); }
   FUSEDACT_HD static T select(bool condition, T if_true, T if_false) {
     return condition ? if_true : if_false;
   }
@@ -70,6 +77,18 @@ struct Math<long double> : ScalarMath<long double> {};  // host-side references 
 // Activations.
 // ---------------------------------------------------------------------------------------
 
+// t = tanh(u) and sech2 = 1 - t^2, the latter as 4e/(1+e)^2 with e = exp(-2|u|): the
+// subtraction 1 - t^2 cancels for large |u| (a few % off in float at |x| ~ 4.6, which put
+// float32 double backward past tolerance). Exactly 0 where 1 - t*t is (|t| == 1).
+template <class T>
+FUSEDACT_HD void tanh_sech2(T u, T& t, T& sech2) {
+  using M = Math<T>;
+  t = M::tanh(u);
+  const T e = M::exp(M::c(-2) * M::abs(u));
+  sech2 = M::select(M::abs(t) == M::c(1), M::c(0), M::c(4) * e / ((M::c(1) + e) * (M::c(1) + e)));
+}
+
+
 // gelu, exact: f = x*Phi(x);  f' = Phi(x) + x*phi(x);  f'' = phi(x)*(2 - x^2).
 // gelu, tanh:  f = x/2*(1+t), t = tanh(u), u = k*(x + c*x^3);
 //              f' = (1+t)/2 + x/2*(1-t^2)*u';  f'' = (1-t^2)*(u' + x/2*u'' - x*t*u'^2).
@@ -84,17 +103,6 @@ struct Gelu {
     u = M::c(kSqrt2OverPi) * (x + M::c(kGeluTanhCubic) * x * x * x);
     du = M::c(kSqrt2OverPi) * (M::c(1) + M::c(3 * kGeluTanhCubic) * x * x);
     ddu = M::c(kSqrt2OverPi * 6 * kGeluTanhCubic) * x;
-  }
-
-  // t = tanh(u) and sech2 = 1 - t^2, the latter as 4e/(1+e)^2 with e = exp(-2|u|): the
-  // subtraction 1 - t^2 cancels for large |u| (a few % off in float at |x| ~ 4.6, which put
-  // float32 double backward past tolerance). Exactly 0 where 1 - t*t is (|t| == 1).
-  template <class T>
-  FUSEDACT_HD static void tanh_sech2(T u, T& t, T& sech2) {
-    using M = Math<T>;
-    t = M::tanh(u);
-    const T e = M::exp(M::c(-2) * M::abs(u));
-    sech2 = M::select(M::abs(t) == M::c(1), M::c(0), M::c(4) * e / ((M::c(1) + e) * (M::c(1) + e)));
   }
 
   template <class T>
@@ -137,8 +145,17 @@ struct Gelu {
   }
 };
 
-// sigmoid: s = 1/(1+e^-x);  s' = s*(1-s);  s'' = s*(1-s)*(1-2s).
+// sigmoid: s = 1/(1+e^-x);  s' = s*(1-s);  s'' = s*(1-s)*(1-2s). Backward from the
+// output y = s, as torch's sigmoid_backward: f' = y*(1-y), d(f')/dy = 1 - 2y.
 struct Sigmoid {
+  template <class T>
+  FUSEDACT_HD T d1_from_output(T y) const {
+    return y * (Math<T>::c(1) - y);
+  }
+  template <class T>
+  FUSEDACT_HD T d2_from_output(T y) const {
+    return Math<T>::c(1) - Math<T>::c(2) * y;
+  }
   // s = 1/(1+e), e = exp(-x), and c = 1 - s without cancellation: 1 - s where s < 1/2,
   // else e/(1+e), and exactly 0 where 1 - s rounds to 0 (s == 1).
   template <class T>
@@ -256,6 +273,413 @@ struct Relu {
   }
 };
 
+// tanh: f = t;  f' = 1 - t^2;  f'' = -2t*(1 - t^2). Backward from the output y = t, as
+// torch's tanh_backward: f' = 1 - y^2, d(f')/dy = -2y.
+struct Tanh {
+  template <class T>
+  FUSEDACT_HD T d1_from_output(T y) const {
+    return Math<T>::c(1) - y * y;
+  }
+  template <class T>
+  FUSEDACT_HD T d2_from_output(T y) const {
+    return Math<T>::c(-2) * y;
+  }
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    return Math<T>::tanh(x);
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    const T t = M::tanh(x);
+    return M::c(1) - t * t;
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    T t, sech2;
+    tanh_sech2(x, t, sech2);
+    return M::c(-2) * t * sech2;
+  }
+};
+
+// swish: f = x*s(b*x) (quick_gelu is b = 1.702);  f' = s + b*x*s*(1-s);
+//        f'' = b*s*(1-s)*(2 + b*x*(1-2s)), s = sigmoid(b*x).
+struct Swish {
+  double beta = 1.0;
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    return x * Sigmoid{}.forward(Math<T>::c(beta) * x);
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    const auto b = M::c(beta);
+    const T s = Sigmoid{}.forward(b * x);
+    return s + b * x * s * (M::c(1) - s);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    const auto b = M::c(beta);
+    T s, c;
+    Sigmoid::parts(T(b * x), s, c);
+    return b * s * c * (M::c(2) + b * x * (c - s));
+  }
+};
+
+// elu family (torch's elu kernel): f = x <= 0 ? alpha*scale*expm1(input_scale*x) : scale*x;
+// f' = x <= 0 ? input_scale*alpha*scale*exp(input_scale*x) : scale (so elu'(0) = alpha);
+// f'' = x <= 0 ? input_scale^2*alpha*scale*exp(input_scale*x) : 0.
+// elu: (alpha, 1, 1); selu: (kSeluAlpha, kSeluScale, 1); celu: (alpha, 1, 1/alpha).
+struct Elu {
+  double alpha = 1.0, scale = 1.0, input_scale = 1.0;
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return M::select(x <= M::c(0), M::expm1(x * M::c(input_scale)) * M::c(alpha * scale),
+                     x * M::c(scale));
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    return M::select(x <= M::c(0),
+                     M::c(input_scale * alpha * scale) * M::exp(x * M::c(input_scale)),
+                     M::full_like(x, scale));
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    return M::select(x <= M::c(0),
+                     M::c(input_scale * input_scale * alpha * scale) *
+                         M::exp(x * M::c(input_scale)),
+                     M::zero_like(x));
+  }
+};
+
+// leaky_relu: f = x > 0 ? x : slope*x;  f' = x > 0 ? 1 : slope (so f'(0) = slope);  f'' = 0.
+struct LeakyRelu {
+  double negative_slope = 0.01;
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return M::select(x > M::c(0), x, x * M::c(negative_slope));
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    return M::select(x > M::c(0), M::full_like(x, 1), M::full_like(x, negative_slope));
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    return Math<T>::zero_like(x);
+  }
+};
+
+// hardtanh (relu6 is [0, 6]): f = x <= lo ? lo : x >= hi ? hi : x, NaN passing through (torch's
+// CUDA clamp, fmax/fmin: a tie such as relu6(-0.0) gives the bound, +0.0);
+// f' = (x <= lo || x >= hi) ? 0 : 1 (0 at both edges); f'' = 0.
+struct Hardtanh {
+  double min_val = -1.0, max_val = 1.0;
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return M::select(x <= M::c(min_val), M::full_like(x, min_val),
+                     M::select(x >= M::c(max_val), M::full_like(x, max_val), x));
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    return M::select(outside(x), M::zero_like(x), M::full_like(x, 1));
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    return Math<T>::zero_like(x);
+  }
+  // torch's hardtanh_backward is a select: 0 outside whatever dy is.
+  template <class T>
+  FUSEDACT_HD T backward(T dy, T x) const {
+    return Math<T>::select(outside(x), Math<T>::zero_like(x), dy);
+  }
+  template <class T>
+  FUSEDACT_HD auto outside(T x) const {
+    using M = Math<T>;
+    return (x <= M::c(min_val)) | (x >= M::c(max_val));
+  }
+};
+
+// softplus: f = b*x > th ? x : log1p(exp(b*x))/b;  f' = b*x > th ? 1 : s(b*x);
+//           f'' = b*x > th ? 0 : b*s*(1-s).
+struct Softplus {
+  double beta = 1.0, threshold = 20.0;
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    const T bx = x * M::c(beta);
+    return M::select(bx > M::c(threshold), x, M::log1p(M::exp(bx)) / M::c(beta));
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    const T bx = x * M::c(beta), z = M::exp(bx);
+    return M::select(bx > M::c(threshold), M::full_like(x, 1), z / (z + M::c(1)));
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    const T bx = x * M::c(beta);
+    T s, c;
+    Sigmoid::parts(bx, s, c);
+    return M::select(bx > M::c(threshold), M::zero_like(x), M::c(beta) * s * c);
+  }
+};
+
+// hardsigmoid: f = min(max(x + 3, 0), 6)/6;  f' = 1/6 inside (-3, 3), else 0;  f'' = 0.
+struct Hardsigmoid {
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    return Hardtanh{0.0, 6.0}.forward(x + Math<T>::c(3)) / Math<T>::c(6);
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    return M::select(inside(x), M::full_like(x, 1.0 / 6), M::zero_like(x));
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    return Math<T>::zero_like(x);
+  }
+  template <class T>
+  FUSEDACT_HD T backward(T dy, T x) const {  // torch: a select, 0 outside (-3, 3)
+    using M = Math<T>;
+    return M::select(inside(x), dy / M::c(6), M::zero_like(x));
+  }
+  template <class T>
+  FUSEDACT_HD static auto inside(T x) {
+    using M = Math<T>;
+    return (x > M::c(-3)) & (x < M::c(3));
+  }
+};
+
+// hardswish: f = x*min(max(x + 3, 0), 6)/6;  f' = 0 up to -3, x/3 + 1/2 on (-3, 3), 1 from 3
+// on (torch 2.11's CPU and CUDA kernels: f'(-3) = 0, f'(3) = 1);  f'' = 1/3 inside (-3, 3).
+struct Hardswish {
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    return x * Hardtanh{0.0, 6.0}.forward(x + Math<T>::c(3)) / Math<T>::c(6);
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    return backward(Math<T>::full_like(x, 1), x);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    return M::select(Hardsigmoid::inside(x), M::full_like(x, 1.0 / 3), M::zero_like(x));
+  }
+  template <class T>
+  FUSEDACT_HD T backward(T dy, T x) const {  // torch: a select, 0 up to -3
+    using M = Math<T>;
+    return M::select(x <= M::c(-3), M::zero_like(x),
+                     M::select(x < M::c(3), dy * (x / M::c(3) + M::c(0.5)), dy));
+  }
+};
+
+// softsign: f = x/(1 + |x|);  f' = 1/a - |x|/a^2 with a = 1 + |x| (torch's composite
+// gradient, NaN at ±inf like torch's);  f'' = -2*sign(x)/a^3.
+struct Softsign {
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return x / (M::abs(x) + M::c(1));
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    const T a = M::abs(x) + M::c(1);
+    return M::c(1) / a - M::abs(x) / (a * a);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    const T a = M::abs(x) + M::c(1);
+    const T sign = M::select(x > M::c(0), M::full_like(x, 1),
+                             M::select(x < M::c(0), M::full_like(x, -1), x * M::c(0)));
+    return M::c(-2) * sign / (a * a * a);
+  }
+};
+
+// logsigmoid: f = min(x, 0) - log1p(exp(-|x|));  f' = s(-x) (as torch: x < 0 ? 1 - z/(1+z)
+// : z/(1+z), z = exp(-|x|));  f'' = -z/(1+z)^2.
+struct Logsigmoid {
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return M::select(x < M::c(0), x, M::zero_like(x)) - M::log1p(M::exp(-M::abs(x)));
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    const T z = M::exp(-M::abs(x)), q = z / (M::c(1) + z);
+    return M::select(x < M::c(0), M::c(1) - q, q);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    const T z = M::exp(-M::abs(x));
+    return -z / ((M::c(1) + z) * (M::c(1) + z));
+  }
+};
+
+// tanhshrink: f = x - tanh(x);  f' = 1 - (1 - t^2) (torch's composite gradient);
+//             f'' = 2t*(1 - t^2).
+struct Tanhshrink {
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    return x - Math<T>::tanh(x);
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    const T t = M::tanh(x);
+    return M::c(1) - (M::c(1) - t * t);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    T t, sech2;
+    tanh_sech2(x, t, sech2);
+    return M::c(2) * t * sech2;
+  }
+};
+
+// Shared by the shrinks and threshold: f' is 0 on a set and 1 elsewhere, torch's backward
+// is a select (0 on the set whatever dy is), f'' = 0.
+template <class Derived>
+struct MaskedIdentityGrad {
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    using M = Math<T>;
+    return M::select(self().zero_grad(x), M::zero_like(x), M::full_like(x, 1));
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    return Math<T>::zero_like(x);
+  }
+  template <class T>
+  FUSEDACT_HD T backward(T dy, T x) const {
+    return Math<T>::select(self().zero_grad(x), Math<T>::zero_like(x), dy);
+  }
+  FUSEDACT_HD const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
+// hardshrink: f = |x| <= lambd (closed) ? 0 : x;  f' = 0 there, else 1.
+struct Hardshrink : MaskedIdentityGrad<Hardshrink> {
+  double lambd = 0.5;
+  explicit FUSEDACT_HD Hardshrink(double lambd) : lambd(lambd) {}
+  template <class T>
+  FUSEDACT_HD auto zero_grad(T x) const {
+    using M = Math<T>;
+    return (x >= M::c(-lambd)) & (x <= M::c(lambd));
+  }
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    return Math<T>::select(zero_grad(x), Math<T>::zero_like(x), x);
+  }
+};
+
+// softshrink: f = x - lambd above lambd, x + lambd below -lambd, else x*0 (0 with NaN
+// kept);  f' = 0 on [-lambd, lambd], else 1.
+struct Softshrink : MaskedIdentityGrad<Softshrink> {
+  double lambd = 0.5;
+  explicit FUSEDACT_HD Softshrink(double lambd) : lambd(lambd) {}
+  template <class T>
+  FUSEDACT_HD auto zero_grad(T x) const {
+    using M = Math<T>;
+    return (x >= M::c(-lambd)) & (x <= M::c(lambd));
+  }
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return M::select(x > M::c(lambd), x - M::c(lambd),
+                     M::select(x < M::c(-lambd), x + M::c(lambd), x * M::c(0)));
+  }
+};
+
+// threshold: f = x <= threshold ? value : x;  f' = 0 there, else 1.
+struct Threshold : MaskedIdentityGrad<Threshold> {
+  double threshold, value;
+  FUSEDACT_HD Threshold(double threshold, double value) : threshold(threshold), value(value) {}
+  template <class T>
+  FUSEDACT_HD auto zero_grad(T x) const {
+    return x <= Math<T>::c(threshold);
+  }
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    using M = Math<T>;
+    return M::select(zero_grad(x), M::full_like(x, value), x);
+  }
+};
+
+// relu_squared: f = relu(x)^2;  f' = 2*relu(x) (0 for x <= 0, torch's relu select);
+//               f'' = x > 0 ? 2 : 0.
+struct ReluSquared {
+  template <class T>
+  FUSEDACT_HD T forward(T x) const {
+    const T r = Relu{}.forward(x);
+    return r * r;
+  }
+  template <class T>
+  FUSEDACT_HD T d1(T x) const {
+    return Math<T>::c(2) * Relu{}.forward(x);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T x) const {
+    using M = Math<T>;
+    return M::select(x > M::c(0), M::full_like(x, 2), M::zero_like(x));
+  }
+  template <class T>
+  FUSEDACT_HD T backward(T dy, T x) const {
+    return Relu{}.backward(dy * Math<T>::c(2) * Relu{}.forward(x), x);
+  }
+};
+
+// Activations whose torch backward is a function of the output y = f(x) define
+// d1_from_output(y) = f'(x) and d2_from_output(y) = d(f'(x))/dy; their unary backward ops
+// take the output instead of the input. UnaryDerivatives<Act> is what the unary backward
+// modes differentiate with: the activation itself, or this adapter over its output.
+template <class Act, class = void>
+struct HasOutputDerivatives : std::false_type {};
+template <class Act>
+struct HasOutputDerivatives<Act, std::void_t<decltype(std::declval<const Act&>().d1_from_output(
+                                     std::declval<float>()))>> : std::true_type {};
+
+template <class Act>
+struct OutputDerivatives {
+  Act act;
+  template <class T>
+  FUSEDACT_HD T d1(T y) const {
+    return act.d1_from_output(y);
+  }
+  template <class T>
+  FUSEDACT_HD T d2(T y) const {
+    return act.d2_from_output(y);
+  }
+};
+
+template <class Act>
+using UnaryDerivatives =
+    std::conditional_t<HasOutputDerivatives<Act>::value, OutputDerivatives<Act>, Act>;
+
+template <class Act>
+FUSEDACT_HD UnaryDerivatives<Act> unary_derivatives(const Act& act) {
+  if constexpr (HasOutputDerivatives<Act>::value) {
+    return {act};
+  } else {
+    return act;
+  }
+}
+
 // dy * f'(x) as torch's backward computes it: the activation's own backward(dy, x) where
 // it has one, else the product.
 template <class Act, class T, class = void>
@@ -283,6 +707,7 @@ FUSEDACT_HD T chain_rule(const Act& act, T dy, T x) {
 // y = f(x).  in: [input]  out: [output]
 template <class Act>
 struct UnaryForward {
+  static constexpr bool kMultiRow = false;  // always launched as one row
   static constexpr int kInputs = 1, kOutputs = 1;
   Act act;
   template <class T>
@@ -294,6 +719,7 @@ struct UnaryForward {
 // dx = dy*f'(x).  in: [grad_output, input]  out: [grad_input]
 template <class Act>
 struct UnaryBackward {
+  static constexpr bool kMultiRow = false;  // always launched as one row
   static constexpr int kInputs = 2, kOutputs = 1;
   Act act;
   template <class T>
@@ -307,6 +733,7 @@ struct UnaryBackward {
 // in: [grad_grad_input, grad_output, input]  out: [grad_grad_output, grad_input]
 template <class Act>
 struct UnaryDoubleBackward {
+  static constexpr bool kMultiRow = false;  // always launched as one row
   static constexpr int kInputs = 3, kOutputs = 2;
   Act act;
   template <class T>
@@ -320,6 +747,7 @@ struct UnaryDoubleBackward {
 // out = f(gate)*up.  in: [gate, up]  out: [output]
 template <class Act>
 struct GatedForward {
+  static constexpr bool kMultiRow = true;
   static constexpr int kInputs = 2, kOutputs = 1;
   Act act;
   template <class T>
@@ -332,6 +760,7 @@ struct GatedForward {
 // in: [grad_output, gate, up]  out: [grad_gate, grad_up]
 template <class Act>
 struct GatedBackward {
+  static constexpr bool kMultiRow = true;
   static constexpr int kInputs = 3, kOutputs = 2;
   Act act;
   template <class T>
@@ -350,6 +779,7 @@ struct GatedBackward {
 // out: [grad_grad_output, grad_gate, grad_up]
 template <class Act>
 struct GatedDoubleBackward {
+  static constexpr bool kMultiRow = true;
   static constexpr int kInputs = 5, kOutputs = 3;
   Act act;
   template <class T>

@@ -20,7 +20,38 @@
     (, std::string_view approximate = "none"), (, approximate), ", str approximate='none'", \
     false)                                                                                 \
   X(silu, Silu, (Silu{}), (), (), "", true)                                                \
-  X(mish, Mish, (Mish{}), (), (), "", true)
+  X(mish, Mish, (Mish{}), (), (), "", true)                                                \
+  X(relu, Relu, (Relu{}), (), (), "", true)                                                \
+  X(relu6, Hardtanh, (Hardtanh{0.0, 6.0}), (), (), "", true)                               \
+  X(leaky_relu, LeakyRelu, (LeakyRelu{negative_slope}), (, double negative_slope = 0.01),  \
+    (, negative_slope), ", float negative_slope=0.01", true)                               \
+  X(elu, Elu, (Elu{alpha, 1.0, 1.0}), (, double alpha = 1.0), (, alpha),                   \
+    ", float alpha=1.0", true)                                                             \
+  X(selu, Elu, (Elu{constants::kSeluAlpha, constants::kSeluScale, 1.0}), (), (), "", true) \
+  X(celu, Elu, (Elu{check_nonzero(op, "alpha", alpha), 1.0, 1.0 / alpha}),                 \
+    (, double alpha = 1.0), (, alpha), ", float alpha=1.0", true)                          \
+  X(softplus, Softplus, (Softplus{beta, threshold}),                                       \
+    (, double beta = 1.0, double threshold = 20.0), (, beta, threshold),                   \
+    ", float beta=1.0, float threshold=20.0", false)                                       \
+  X(sigmoid, Sigmoid, (Sigmoid{}), (), (), "", false)                                      \
+  X(tanh, Tanh, (Tanh{}), (), (), "", false)                                               \
+  X(hardsigmoid, Hardsigmoid, (Hardsigmoid{}), (), (), "", true)                           \
+  X(hardswish, Hardswish, (Hardswish{}), (), (), "", true)                                 \
+  X(hardtanh, Hardtanh, (Hardtanh{check_ordered(op, min_val, max_val), max_val}),          \
+    (, double min_val = -1.0, double max_val = 1.0), (, min_val, max_val),                 \
+    ", float min_val=-1.0, float max_val=1.0", true)                                       \
+  X(softsign, Softsign, (Softsign{}), (), (), "", false)                                   \
+  X(logsigmoid, Logsigmoid, (Logsigmoid{}), (), (), "", false)                             \
+  X(tanhshrink, Tanhshrink, (Tanhshrink{}), (), (), "", false)                             \
+  X(hardshrink, Hardshrink, (Hardshrink{lambd}), (, double lambd = 0.5), (, lambd),        \
+    ", float lambd=0.5", false)                                                            \
+  X(softshrink, Softshrink, (Softshrink{check_nonnegative(op, "lambd", lambd)}),           \
+    (, double lambd = 0.5), (, lambd), ", float lambd=0.5", false)                         \
+  X(threshold, Threshold, (Threshold{threshold, value}), (, double threshold, double value), \
+    (, threshold, value), ", float threshold, float value", true)                          \
+  X(swish, Swish, (Swish{beta}), (, double beta = 1.0), (, beta), ", float beta=1.0", false) \
+  X(quick_gelu, Swish, (Swish{constants::kQuickGeluBeta}), (), (), "", false)              \
+  X(relu_squared, ReluSquared, (ReluSquared{}), (), (), "", false)
 
 // Gated activations: out = f(gate) * up, on the two halves of `dim` of one packed tensor
 // (schema gets `int dim=-1` last) or on two tensors (the `.split` overload). Last column:
