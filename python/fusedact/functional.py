@@ -2,7 +2,8 @@
 
 Each unary op `f` is `f(input, <params in schema order, with torch's defaults>)`, plus
 `inplace=False` where torch.nn.functional has it; each gated op `g` is
-`g(input, <params>, dim=-1)` and `g_split(gate, up, <params>)` for separate tensors.
+`g(input, <params>, dim=-1)` and `g_split(gate, up, <params>)` for separate tensors; each
+weighted op `w` is `w(input, weight)`.
 """
 
 import inspect
@@ -75,11 +76,22 @@ def _publish(name, fn, signature, doc):
     __all__.append(name)
 
 
+def _weighted(spec: OpSpec):
+    op = spec.op
+
+    def fn(input, weight):
+        return op(input, weight)
+
+    return fn, inspect.signature(fn)
+
+
 __all__ = []
 for _spec in OPS:
     _doc = f"{_spec.doc}\n\nfusedact counterpart of torch.nn.functional.{_spec.name} (same arguments)."
     if _spec.kind == "unary":
         _publish(_spec.name, *_unary(_spec), _doc)
+    elif _spec.kind == "weighted":
+        _publish(_spec.name, *_weighted(_spec), _doc)
     else:
         (_fn, _sig), (_split, _split_sig) = _gated(_spec)
         _publish(_spec.name, _fn, _sig, _doc)

@@ -2,7 +2,8 @@
 
 `fusedact.nn.<Module>(**same kwargs as torch.nn.<Module>)` stores its arguments under
 torch's attribute names (so reprs and attribute access match) and calls the fusedact op.
-SwiGLU, GeGLU, ReGLU, Swish, QuickGELU and ReLUSquared have no torch.nn counterpart.
+SwiGLU, GeGLU, ReGLU, Swish, QuickGELU and ReLUSquared have no torch.nn counterpart;
+PReLU, which owns a parameter, is written out by hand.
 """
 
 import inspect
@@ -58,7 +59,30 @@ def _module(spec: OpSpec):
     )
 
 
-__all__ = []
+class PReLU(torch.nn.Module):
+    """fusedact counterpart of torch.nn.PReLU: x for x > 0, weight * x otherwise, with a
+    learnable weight of `num_parameters` elements (1, or the number of channels) initialized
+    to `init`. Same parameter name (`weight`), so torch.nn.PReLU state_dicts load as they are."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.init = init
+        self.weight = torch.nn.Parameter(torch.empty(num_parameters, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.constant_(self.weight, self.init)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return FA.prelu(input, self.weight)
+
+    extra_repr = torch.nn.PReLU.extra_repr
+
+
+__all__ = ["PReLU"]
 for _spec in OPS:
+    if _spec.kind == "weighted":  # modules with parameters are written out above
+        continue
     globals()[_spec.module] = _module(_spec)
     __all__.append(_spec.module)

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 @dataclasses.dataclass(frozen=True)
 class OpSpec:
     name: str
-    # "unary": y = f(x) elementwise; "gated": out = act(gate) * up on two halves of `dim`.
+    # "unary": y = f(x) elementwise; "gated": out = act(gate) * up on two halves of `dim`;
+    # "weighted": y = f(x, weight) with a learned per-channel (or single) weight.
     kind: str
     # The torch composition we must match. Unary: reference(x, **params).
     # Gated: reference(gate, up, **params) with gate/up already split.
@@ -291,6 +292,14 @@ OPS: List[OpSpec] = [
         doc="ReLU squared: relu(x)^2.",
         kinks=(0.0,),
         composite=True,
+    ),
+    OpSpec(
+        name="prelu",
+        module="PReLU",
+        kind="weighted",
+        reference=lambda x, weight: F.prelu(x, weight),
+        doc="PReLU: x for x > 0, weight * x otherwise, one weight per channel (dim 1) or one for all.",
+        kinks=(0.0,),
     ),
     OpSpec(
         name="glu",

@@ -167,6 +167,8 @@ def expected_overloads(spec):
         names.append((spec.name + "_double_backward", "default"))
         if spec.inplace:
             names.append((spec.name + "_", "default"))
+    elif spec.kind == "weighted":
+        names = [(spec.name, "default"), (spec.name + "_backward", "default")]
     else:
         names = []
         for n in (spec.name, spec.name + "_backward", spec.name + "_double_backward"):
@@ -180,6 +182,8 @@ SCHEMA_HALF_SHAPE = (3, 4)
 
 
 def _schema_tensor_shape(spec, packed, arg_name):
+    if spec.kind == "weighted":
+        return (SCHEMA_UNARY_SHAPE[1],) if arg_name == "weight" else SCHEMA_UNARY_SHAPE
     if spec.kind == "unary":
         return SCHEMA_UNARY_SHAPE
     if arg_name.startswith("grad_grad_"):

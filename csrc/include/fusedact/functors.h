@@ -573,31 +573,30 @@ struct MaskedIdentityGrad {
   FUSEDACT_HD const Derived& self() const { return static_cast<const Derived&>(*this); }
 };
 
-// hardshrink: f = |x| <= lambd (closed) ? 0 : x;  f' = 0 there, else 1.
-struct Hardshrink : MaskedIdentityGrad<Hardshrink> {
-  double lambd = 0.5;
-  explicit FUSEDACT_HD Hardshrink(double lambd) : lambd(lambd) {}
+// The shrinks: f' = 0 on the closed interval [-lambd, lambd], 1 outside.
+template <class Derived>
+struct Shrink : MaskedIdentityGrad<Derived> {
+  double lambd;
+  explicit FUSEDACT_HD Shrink(double lambd) : lambd(lambd) {}
   template <class T>
   FUSEDACT_HD auto zero_grad(T x) const {
     using M = Math<T>;
     return (x >= M::c(-lambd)) & (x <= M::c(lambd));
   }
+};
+
+// hardshrink: f = 0 on [-lambd, lambd], else x.
+struct Hardshrink : Shrink<Hardshrink> {
+  using Shrink<Hardshrink>::Shrink;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     return Math<T>::select(zero_grad(x), Math<T>::zero_like(x), x);
   }
 };
 
-// softshrink: f = x - lambd above lambd, x + lambd below -lambd, else x*0 (0 with NaN
-// kept);  f' = 0 on [-lambd, lambd], else 1.
-struct Softshrink : MaskedIdentityGrad<Softshrink> {
-  double lambd = 0.5;
-  explicit FUSEDACT_HD Softshrink(double lambd) : lambd(lambd) {}
-  template <class T>
-  FUSEDACT_HD auto zero_grad(T x) const {
-    using M = Math<T>;
-    return (x >= M::c(-lambd)) & (x <= M::c(lambd));
-  }
+// softshrink: f = x - lambd above lambd, x + lambd below -lambd, else x*0 (0 with NaN kept).
+struct Softshrink : Shrink<Softshrink> {
+  using Shrink<Softshrink>::Shrink;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -641,6 +640,23 @@ struct ReluSquared {
   template <class T>
   FUSEDACT_HD T backward(T dy, T x) const {
     return Relu{}.backward(dy * Math<T>::c(2) * Relu{}.forward(x), x);
+  }
+};
+
+// prelu, an activation with a learned weight w (per channel or one for all):
+// f = x > 0 ? x : w*x;  df/dx = x > 0 ? 1 : w (so f'(0) = w);  df/dw = x > 0 ? 0 : x.
+// backward(dy, x, w) is torch's: selects, so dy on the other branch never leaks in.
+struct Prelu {
+  template <class T>
+  FUSEDACT_HD T forward(T x, T w) const {
+    return Math<T>::select(x > Math<T>::c(0), x, w * x);
+  }
+  template <class T>
+  FUSEDACT_HD void backward(T dy, T x, T w, T& grad_input, T& grad_weight_term) const {
+    using M = Math<T>;
+    const auto positive = x > M::c(0);
+    grad_input = M::select(positive, dy, w * dy);
+    grad_weight_term = M::select(positive, M::zero_like(x), x * dy);
   }
 };
 
@@ -789,6 +805,31 @@ struct GatedDoubleBackward {
     out[0] = gg * up * f1 + gu * f;
     out[1] = gg * dy * up * f2 + gu * dy * f1;
     out[2] = gg * dy * f1;
+  }
+};
+
+// y = f(x, w), with w broadcast to x's shape.  in: [input, weight]  out: [output]
+template <class Act>
+struct WeightedForward {
+  static constexpr bool kMultiRow = false;
+  static constexpr int kInputs = 2, kOutputs = 1;
+  Act act;
+  template <class T>
+  FUSEDACT_HD void operator()(const T* in, T* out) const {
+    out[0] = act.forward(in[0], in[1]);
+  }
+};
+
+// The gradients of y = f(x, w): dx, and the per-element term whose sum over each weight's
+// elements is dw.  in: [grad_output, input, weight]  out: [grad_input, grad_weight_term]
+template <class Act>
+struct WeightedBackward {
+  static constexpr bool kMultiRow = false;
+  static constexpr int kInputs = 3, kOutputs = 2;
+  Act act;
+  template <class T>
+  FUSEDACT_HD void operator()(const T* in, T* out) const {
+    act.backward(in[0], in[1], in[2], out[0], out[1]);
   }
 };
 

@@ -112,7 +112,18 @@ c10::TypedOperatorHandle<Ret(dispatch_arg_t<Ret, A>...)> find_op(const char* nam
                          grad_grad_up, grad_output, gate, up FUSEDACT_UNPAREN names);      \
   }
 
+#define FUSEDACT_DECLARE_WEIGHTED(name, Functor)                                           \
+  inline at::Tensor name(const at::Tensor& input, const at::Tensor& weight) {              \
+    return FUSEDACT_CALL(at::Tensor, "fusedact::" #name, "", input, weight);                \
+  }                                                                                        \
+  inline std::tuple<at::Tensor, at::Tensor> name##_backward(                               \
+      const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight) {  \
+    return FUSEDACT_CALL(::fusedact::detail::TensorPair, "fusedact::" #name "_backward", "", \
+                         grad_output, input, weight);                                      \
+  }
+
 namespace fusedact {
 FUSEDACT_UNARY_OPS(FUSEDACT_DECLARE_UNARY)
 FUSEDACT_GATED_OPS(FUSEDACT_DECLARE_GATED)
+FUSEDACT_WEIGHTED_OPS(FUSEDACT_DECLARE_WEIGHTED)
 }  // namespace fusedact

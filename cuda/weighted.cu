@@ -1,0 +1,15 @@
+// CUDA kernels of the weighted shape class: forward and backward of every row of
+// FUSEDACT_WEIGHTED_OPS (the weight arrives broadcast to the input's layout).
+#include <string_view>
+
+#include <fusedact/op_table.h>
+
+#include "elementwise.cuh"
+
+#define FUSEDACT_WEIGHTED_LAUNCHERS(name, Functor)                   \
+  FUSEDACT_LAUNCHER(fusedact::WeightedForward<fusedact::Functor>) \
+  FUSEDACT_LAUNCHER(fusedact::WeightedBackward<fusedact::Functor>)
+
+// Never read: its initializers instantiate every launcher the op layer calls.
+__attribute__((used)) static const void* const kWeightedLaunchers[] = {
+    FUSEDACT_WEIGHTED_OPS(FUSEDACT_WEIGHTED_LAUNCHERS)};
