@@ -85,8 +85,26 @@ def _weighted(spec: OpSpec):
     return fn, inspect.signature(fn)
 
 
-__all__ = []
+def rrelu(
+    input: torch.Tensor,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """RReLU, same arguments as torch.nn.functional.rrelu: leaky_relu with slope
+    (lower + upper) / 2 when not training; in training, one slope per element drawn
+    uniformly from [lower, upper] with torch's generator, kept for the backward."""
+    if inplace:
+        _ops.rrelu_(input, lower, upper, training)
+        return input
+    return _ops.rrelu(input, lower, upper, training)
+
+
+__all__ = ["rrelu"]
 for _spec in OPS:
+    if _spec.kind == "random":  # written out above
+        continue
     _doc = f"{_spec.doc}\n\nfusedact counterpart of torch.nn.functional.{_spec.name} (same arguments)."
     if _spec.kind == "unary":
         _publish(_spec.name, *_unary(_spec), _doc)

@@ -80,9 +80,25 @@ class PReLU(torch.nn.Module):
     extra_repr = torch.nn.PReLU.extra_repr
 
 
-__all__ = ["PReLU"]
+class RReLU(torch.nn.Module):
+    """fusedact counterpart of torch.nn.RReLU: random slopes in [lower, upper] while
+    training, slope (lower + upper) / 2 in eval mode."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False) -> None:
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return FA.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    extra_repr = torch.nn.RReLU.extra_repr
+
+
+__all__ = ["PReLU", "RReLU"]
 for _spec in OPS:
-    if _spec.kind == "weighted":  # modules with parameters are written out above
+    if _spec.kind in ("weighted", "random"):  # written out above
         continue
     globals()[_spec.module] = _module(_spec)
     __all__.append(_spec.module)

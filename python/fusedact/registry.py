@@ -17,7 +17,8 @@ import torch.nn.functional as F
 class OpSpec:
     name: str
     # "unary": y = f(x) elementwise; "gated": out = act(gate) * up on two halves of `dim`;
-    # "weighted": y = f(x, weight) with a learned per-channel (or single) weight.
+    # "weighted": y = f(x, weight) with a learned per-channel (or single) weight;
+    # "random": rrelu, whose training mode draws its slopes from torch's generator.
     kind: str
     # The torch composition we must match. Unary: reference(x, **params).
     # Gated: reference(gate, up, **params) with gate/up already split.
@@ -299,6 +300,18 @@ OPS: List[OpSpec] = [
         kind="weighted",
         reference=lambda x, weight: F.prelu(x, weight),
         doc="PReLU: x for x > 0, weight * x otherwise, one weight per channel (dim 1) or one for all.",
+        kinks=(0.0,),
+    ),
+    OpSpec(
+        name="rrelu",
+        module="RReLU",
+        kind="random",
+        reference=lambda x, lower=1.0 / 8, upper=1.0 / 3: F.rrelu(x, lower, upper, training=False),
+        doc="RReLU: leaky_relu with slope (lower + upper) / 2 in evaluation; in training, a slope "
+        "per element drawn uniformly from [lower, upper].",
+        params={"lower": 1.0 / 8, "upper": 1.0 / 3},
+        param_sets=({"lower": 1.0 / 8, "upper": 1.0 / 3}, {"lower": 0.1, "upper": 0.6}),
+        inplace=True,
         kinks=(0.0,),
     ),
     OpSpec(

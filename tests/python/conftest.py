@@ -112,6 +112,13 @@ def pack(spec, gate, up, dim=-1):
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
+
+def cuda_zero_sign(spec_name, y):
+    """torch's CPU softshrink gives -0.0 for negative inputs in [-lambd, lambd], its CUDA
+    kernel (the reference, DESIGN.md) +0.0 (`... : scalar_t(0)` in its source; not run here,
+    no GPU). y + 0.0 turns -0.0 into +0.0 and changes nothing else."""
+    return y + 0.0 if spec_name == "softshrink" and y.device.type == "cpu" else y
+
 # Ops whose torch built-in cannot be differentiated twice, so there is no torch reference;
 # their double backward is checked by gradgradcheck (test_gradcheck.py) instead.
 TORCH_HAS_NO_DOUBLE_BACKWARD = {
@@ -169,6 +176,9 @@ def expected_overloads(spec):
             names.append((spec.name + "_", "default"))
     elif spec.kind == "weighted":
         names = [(spec.name, "default"), (spec.name + "_backward", "default")]
+    elif spec.kind == "random":
+        names = [(spec.name, "default"), (spec.name + "_", "default")]
+        names += [(spec.name + "_with_noise", "default"), (spec.name + "_with_noise_backward", "default")]
     else:
         names = []
         for n in (spec.name, spec.name + "_backward", spec.name + "_double_backward"):
@@ -184,7 +194,7 @@ SCHEMA_HALF_SHAPE = (3, 4)
 def _schema_tensor_shape(spec, packed, arg_name):
     if spec.kind == "weighted":
         return (SCHEMA_UNARY_SHAPE[1],) if arg_name == "weight" else SCHEMA_UNARY_SHAPE
-    if spec.kind == "unary":
+    if spec.kind in ("unary", "random"):
         return SCHEMA_UNARY_SHAPE
     if arg_name.startswith("grad_grad_"):
         arg_name = arg_name[len("grad_grad_") :]

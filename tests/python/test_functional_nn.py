@@ -159,7 +159,8 @@ def test_inplace_module_repr_matches_torch(name):
 TORCH_MODULE_CASES = [
     pytest.param(spec, params, id=f"{spec.module}-" + "-".join(f"{k}={v}" for k, v in params.items()))
     for spec in OPS
-    if hasattr(torch.nn, spec.module) and spec.kind != "weighted"  # PReLU: test_prelu.py
+    # PReLU and RReLU (parameters, randomness) have test_prelu.py and test_rrelu.py.
+    if hasattr(torch.nn, spec.module) and spec.kind not in ("weighted", "random")
     for params in spec.param_sets
 ]
 
@@ -191,7 +192,7 @@ INPLACE = {
         functools.partial(getattr(FN, spec.module), **spec.params),
     )
     for spec in OPS
-    if spec.inplace
+    if spec.inplace and spec.kind != "random"  # rrelu_: test_rrelu.py
 }
 
 

@@ -594,14 +594,16 @@ struct Hardshrink : Shrink<Hardshrink> {
   }
 };
 
-// softshrink: f = x - lambd above lambd, x + lambd below -lambd, else x*0 (0 with NaN kept).
+// softshrink: f = x - lambd above lambd, x + lambd below -lambd, NaN kept, else +0.0 (torch's
+// CUDA kernel; its CPU scalar loop gives -0.0 for negative x in the middle).
 struct Softshrink : Shrink<Softshrink> {
   using Shrink<Softshrink>::Shrink;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
-    return M::select(x > M::c(lambd), x - M::c(lambd),
-                     M::select(x < M::c(-lambd), x + M::c(lambd), x * M::c(0)));
+    return M::select(x != x, x,
+                     M::select(x > M::c(lambd), x - M::c(lambd),
+                               M::select(x < M::c(-lambd), x + M::c(lambd), M::zero_like(x))));
   }
 };
 

@@ -123,6 +123,19 @@ c10::TypedOperatorHandle<Ret(dispatch_arg_t<Ret, A>...)> find_op(const char* nam
   }
 
 namespace fusedact {
+// rrelu: leaky_relu with slope (lower + upper)/2 in evaluation, random slopes in training.
+inline at::Tensor rrelu(const at::Tensor& input, double lower = 1.0 / 8, double upper = 1.0 / 3,
+                        bool training = false) {
+  return FUSEDACT_CALL(at::Tensor, "fusedact::rrelu", "", input, lower, upper, training);
+}
+inline at::Tensor& rrelu_(at::Tensor& input, double lower = 1.0 / 8, double upper = 1.0 / 3,
+                          bool training = false) {
+  FUSEDACT_CALL(void, "fusedact::rrelu_", "", input, lower, upper, training);
+  return input;
+}
+inline at::Tensor rrelu_with_noise(const at::Tensor& input, const at::Tensor& noise) {
+  return FUSEDACT_CALL(at::Tensor, "fusedact::rrelu_with_noise", "", input, noise);
+}
 FUSEDACT_UNARY_OPS(FUSEDACT_DECLARE_UNARY)
 FUSEDACT_GATED_OPS(FUSEDACT_DECLARE_GATED)
 FUSEDACT_WEIGHTED_OPS(FUSEDACT_DECLARE_WEIGHTED)
