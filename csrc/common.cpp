@@ -43,6 +43,13 @@ void check_floating(const char* op, const char* arg, const Tensor& t) {
               dtype);
 }
 
+void check_real(const char* op, const char* arg, const Tensor& t, bool negative_limits) {
+  const auto dtype = t.scalar_type();
+  if (!at::isIntegralType(dtype, /*includeBool=*/false)) return check_floating(op, arg, t);
+  TORCH_CHECK(!(dtype == at::kByte && negative_limits), "fusedact::", op,
+              ": argument '", arg, "' is unsigned (uint8) and the op's limits are negative");
+}
+
 void check_like(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
                 const Tensor& b, bool same_shape) {
   TORCH_CHECK(a.device() == b.device(), "fusedact::", op, ": arguments '", arg_a, "' and '",
@@ -64,8 +71,11 @@ static bool fill_outputs_with_nan() {
 }
 
 static Tensor maybe_fill(Tensor out) {
-  if (fill_outputs_with_nan() && !is_meta(out)) out.fill_(std::numeric_limits<double>::quiet_NaN());
-  return out;
+  if (!fill_outputs_with_nan() || is_meta(out)) return out;
+  // Integer outputs (relu & co. on integer input) cannot hold NaN: a sentinel every integer
+  // type can hold stands in for it.
+  if (at::isIntegralType(out.scalar_type(), /*includeBool=*/false)) return out.fill_(85);
+  return out.fill_(std::numeric_limits<double>::quiet_NaN());
 }
 
 Tensor new_output(const Tensor& like) { return maybe_fill(at::empty_like(like)); }
@@ -87,6 +97,11 @@ ScalarKind scalar_kind(at::ScalarType dtype) {
     case at::kDouble: return ScalarKind::Double;
     case at::kHalf: return ScalarKind::Half;
     case at::kBFloat16: return ScalarKind::BFloat16;
+    case at::kByte: return ScalarKind::Byte;
+    case at::kChar: return ScalarKind::Char;
+    case at::kShort: return ScalarKind::Short;
+    case at::kInt: return ScalarKind::Int;
+    case at::kLong: return ScalarKind::Long;
     default: TORCH_CHECK(false, "fusedact: unsupported dtype ", dtype);
   }
 }

@@ -40,13 +40,16 @@ double check_ordered(const char* op, double min_val, double max_val);  // return
 
 // `t` must be float32, float64, float16 or bfloat16 (the dtypes every kernel supports).
 void check_floating(const char* op, const char* arg, const Tensor& t);
+// `t` must be floating or integral (not bool or complex): ops that torch runs on integers.
+// `negative_limits`: the op has a negative bound, which torch rejects for uint8.
+void check_real(const char* op, const char* arg, const Tensor& t, bool negative_limits);
 
 // `b` must match `a` in dtype and device (and shape when `same_shape`).
 void check_like(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
                 const Tensor& b, bool same_shape = true);
 
-// empty_like(like), filled with NaN when FUSEDACT_FILL_OUTPUTS_WITH_NAN=1 so tests see any
-// element a kernel forgot to write.
+// empty_like(like), filled with NaN (integers: 85) when FUSEDACT_FILL_OUTPUTS_WITH_NAN=1 so
+// tests see any element a kernel forgot to write.
 Tensor new_output(const Tensor& like);
 Tensor new_output(const Tensor& like, c10::SymIntArrayRef sizes);
 
@@ -66,11 +69,17 @@ void run_elementwise(const Kernel& kernel, const Tensor& like, int64_t rows, int
                      const std::array<Operand, Kernel::kOutputs>& outputs) {
   if (rows == 0 || cols == 0) return;
   if (like.device().is_cpu()) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, like.scalar_type(), "fusedact",
-                                    [&] {
-                                      cpu::elementwise<scalar_t>(kernel, rows, cols,
-                                                                 inputs.data(), outputs.data());
-                                    });
+    auto run = [&](auto scalar) {
+      using scalar_t = decltype(scalar);
+      cpu::elementwise<scalar_t>(kernel, rows, cols, inputs.data(), outputs.data());
+    };
+    if constexpr (KernelTakesIntegers<Kernel>::value) {
+      AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, like.scalar_type(), "fusedact",
+                                 [&] { run(scalar_t{}); });
+    } else {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, like.scalar_type(), "fusedact",
+                                      [&] { run(scalar_t{}); });
+    }
     return;
   }
 #ifdef FUSEDACT_WITH_CUDA

@@ -37,9 +37,18 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 
   static std::string name(const char* suffix) { return std::string(Op::name) + suffix; }
 
+  // Forward and in-place take integer inputs too where the activation does (as torch).
+  static void check_input(const char* op, const Tensor& input, const Act& act) {
+    if constexpr (AcceptsIntegers<Act>::value) {
+      check_real(op, "input", input, act.negative_limits());
+    } else {
+      check_floating(op, "input", input);
+    }
+  }
+
   static Tensor forward(const Tensor& input, P... params) {
     const Act act = Op::make_functor(Op::name, params...);
-    check_floating(Op::name, "input", input);
+    check_input(Op::name, input, act);
     Tensor out = new_output(input);
     if (!is_meta(out)) run_same_layout(UnaryForward<Act>{act}, {out}, {input});
     return out;
@@ -48,7 +57,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   static void forward_(Tensor& input, P... params) {
     const std::string op = name("_");
     const Act act = Op::make_functor(op.c_str(), params...);
-    check_floating(op.c_str(), "input", input);
+    check_input(op.c_str(), input, act);
     if (is_meta(input) || input.numel() == 0) return;
     if (input.is_non_overlapping_and_dense()) {
       run_same_layout(UnaryForward<Act>{act}, {input}, {input});

@@ -20,21 +20,28 @@
 namespace fusedact {
 namespace cuda {
 
-template <class S> struct OpMath { using type = float; };
-template <> struct OpMath<double> { using type = double; };
-
-__device__ __forceinline__ float to_opmath(float v) { return v; }
-__device__ __forceinline__ double to_opmath(double v) { return v; }
-__device__ __forceinline__ float to_opmath(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_opmath(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <class S> __device__ __forceinline__ S from_opmath(typename OpMath<S>::type v);
-template <> __device__ __forceinline__ float from_opmath<float>(float v) { return v; }
-template <> __device__ __forceinline__ double from_opmath<double>(double v) { return v; }
-template <> __device__ __forceinline__ __half from_opmath<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_opmath<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+// Storage type S <-> op-math type: float for the half types, the type itself otherwise
+// (float, double and the integer types of the ops that take integers).
+template <class S>
+struct Convert {
+  using opmath = S;
+  __device__ __forceinline__ static S to_opmath(S v) { return v; }
+  __device__ __forceinline__ static S from_opmath(S v) { return v; }
+};
+template <>
+struct Convert<__half> {
+  using opmath = float;
+  __device__ __forceinline__ static float to_opmath(__half v) { return __half2float(v); }
+  __device__ __forceinline__ static __half from_opmath(float v) { return __float2half_rn(v); }
+};
+template <>
+struct Convert<__nv_bfloat16> {
+  using opmath = float;
+  __device__ __forceinline__ static float to_opmath(__nv_bfloat16 v) { return __bfloat162float(v); }
+  __device__ __forceinline__ static __nv_bfloat16 from_opmath(float v) {
+    return __float2bfloat16_rn(v);
+  }
+};
 
 template <class S, int N>
 struct alignas(sizeof(S) * N) Vec {
@@ -52,7 +59,7 @@ template <class S, int W, bool kRowed, class Kernel>
 __device__ __forceinline__ void map_elements(const Kernel& kernel, int64_t i, int64_t cols,
                                              const Operands<Kernel::kInputs>& in,
                                              const Operands<Kernel::kOutputs>& out) {
-  using T = typename OpMath<S>::type;
+  using T = typename Convert<S>::opmath;
   constexpr int kIn = Kernel::kInputs, kOut = Kernel::kOutputs;
   int64_t row = 0, col = i;
   if (kRowed) {
@@ -68,10 +75,10 @@ __device__ __forceinline__ void map_elements(const Kernel& kernel, int64_t i, in
   for (int j = 0; j < W; ++j) {
     T x[kIn], y[kOut];
 #pragma unroll
-    for (int k = 0; k < kIn; ++k) x[k] = to_opmath(a[k].v[j]);
+    for (int k = 0; k < kIn; ++k) x[k] = Convert<S>::to_opmath(a[k].v[j]);
     kernel(x, y);
 #pragma unroll
-    for (int k = 0; k < kOut; ++k) b[k].v[j] = from_opmath<S>(y[k]);
+    for (int k = 0; k < kOut; ++k) b[k].v[j] = Convert<S>::from_opmath(y[k]);
   }
 #pragma unroll
   for (int k = 0; k < kOut; ++k)
@@ -161,8 +168,20 @@ const char* launch_elementwise(const Kernel& kernel, ScalarKind kind, int64_t ro
     case ScalarKind::Half: return launch_typed<__half>(kernel, rows, cols, inputs, outputs, s);
     case ScalarKind::BFloat16:
       return launch_typed<__nv_bfloat16>(kernel, rows, cols, inputs, outputs, s);
+    default:
+      break;
   }
-  return "fusedact: unknown scalar kind";
+  if constexpr (KernelTakesIntegers<Kernel>::value) {
+    switch (kind) {
+      case ScalarKind::Byte: return launch_typed<unsigned char>(kernel, rows, cols, inputs, outputs, s);
+      case ScalarKind::Char: return launch_typed<signed char>(kernel, rows, cols, inputs, outputs, s);
+      case ScalarKind::Short: return launch_typed<short>(kernel, rows, cols, inputs, outputs, s);
+      case ScalarKind::Int: return launch_typed<int>(kernel, rows, cols, inputs, outputs, s);
+      case ScalarKind::Long: return launch_typed<long>(kernel, rows, cols, inputs, outputs, s);
+      default: break;
+    }
+  }
+  return "fusedact: no kernel for this scalar type";
 }
 
 }  // namespace cuda

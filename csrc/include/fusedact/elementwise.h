@@ -16,7 +16,17 @@ struct Operand {
   int64_t row_stride;  // elements between rows; unused when rows == 1
 };
 
-enum class ScalarKind { Float, Double, Half, BFloat16 };
+enum class ScalarKind { Float, Double, Half, BFloat16, Byte, Char, Short, Int, Long };
+
+// Whether a mode functor runs on integer tensors too (its `kIntegers`, false if absent).
+template <class Kernel, class = void>
+struct KernelTakesIntegers {
+  static constexpr bool value = false;
+};
+template <class Kernel>
+struct KernelTakesIntegers<Kernel, decltype(void(Kernel::kIntegers))> {
+  static constexpr bool value = Kernel::kIntegers;
+};
 
 namespace cuda {
 // Runs `kernel` on the CUDA stream `stream` (a cudaStream_t) of the current device.

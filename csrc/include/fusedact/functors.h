@@ -73,6 +73,26 @@ template <>
 struct Math<long double> : ScalarMath<long double> {};  // host-side references in tests
 #endif
 
+// Integer inputs (relu, relu6, hardtanh, threshold accept them, as torch): constants convert
+// by truncation toward zero, then wrap into unsigned types (threshold value -2 is 254 in uint8).
+template <class T>
+struct IntegerMath : ScalarMath<T> {
+  FUSEDACT_HD static constexpr T c(double v) { return T(static_cast<long long>(v)); }
+  FUSEDACT_HD static T full_like(T, double v) { return c(v); }
+};
+template <>
+struct Math<unsigned char> : IntegerMath<unsigned char> {};
+template <>
+struct Math<signed char> : IntegerMath<signed char> {};
+template <>
+struct Math<short> : IntegerMath<short> {};
+template <>
+struct Math<int> : IntegerMath<int> {};
+template <>
+struct Math<long> : IntegerMath<long> {};
+template <>
+struct Math<long long> : IntegerMath<long long> {};
+
 // ---------------------------------------------------------------------------------------
 // Activations.
 // ---------------------------------------------------------------------------------------
@@ -251,6 +271,8 @@ struct Mish {
 //       f' = 0 for x <= 0, else 1 (so f'(0) = 0 and f'(NaN) = 1, as torch's threshold_backward);
 //       f'' = 0.
 struct Relu {
+  static constexpr bool kIntegers = true;
+  FUSEDACT_HD bool negative_limits() const { return false; }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -381,6 +403,8 @@ struct LeakyRelu {
 // f' = (x <= lo || x >= hi) ? 0 : 1 (0 at both edges); f'' = 0.
 struct Hardtanh {
   double min_val = -1.0, max_val = 1.0;
+  static constexpr bool kIntegers = true;
+  FUSEDACT_HD bool negative_limits() const { return min_val < 0 || max_val < 0; }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -610,6 +634,8 @@ struct Softshrink : Shrink<Softshrink> {
 // threshold: f = x <= threshold ? value : x;  f' = 0 there, else 1.
 struct Threshold : MaskedIdentityGrad<Threshold> {
   double threshold, value;
+  static constexpr bool kIntegers = true;
+  FUSEDACT_HD bool negative_limits() const { return false; }  // torch wraps the value
   FUSEDACT_HD Threshold(double threshold, double value) : threshold(threshold), value(value) {}
   template <class T>
   FUSEDACT_HD auto zero_grad(T x) const {
@@ -661,6 +687,14 @@ struct Prelu {
     grad_weight_term = M::select(positive, M::zero_like(x), x * dy);
   }
 };
+
+// Activations that torch also runs on integer tensors declare kIntegers (and
+// negative_limits(): whether a bound is negative, which torch rejects for uint8); only their
+// forward (and in-place) kernels are built for integer types.
+template <class Act, class = void>
+struct AcceptsIntegers : std::false_type {};
+template <class Act>
+struct AcceptsIntegers<Act, std::enable_if_t<Act::kIntegers>> : std::true_type {};
 
 // Activations whose torch backward is a function of the output y = f(x) define
 // d1_from_output(y) = f'(x) and d2_from_output(y) = d(f'(x))/dy; their unary backward ops
@@ -726,6 +760,7 @@ FUSEDACT_HD T chain_rule(const Act& act, T dy, T x) {
 template <class Act>
 struct UnaryForward {
   static constexpr bool kMultiRow = false;  // always launched as one row
+  static constexpr bool kIntegers = AcceptsIntegers<Act>::value;
   static constexpr int kInputs = 1, kOutputs = 1;
   Act act;
   template <class T>
