@@ -341,7 +341,12 @@ def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) ->
     info = device_info(device)
     timer = Timer(device)
     numel = cfg.cuda_size if device.type == "cuda" else cfg.size
-    specs = [s for s in registry.OPS if not cfg.ops or s.name in cfg.ops]
+    # Unary and gated ops; prelu/learnable_swish (weighted) and rrelu (random) need their own
+    # byte counts and baselines (the performance issue's benchmark).
+    specs = [
+        s for s in registry.OPS
+        if s.kind in ("unary", "gated") and (not cfg.ops or s.name in cfg.ops)
+    ]
 
     print(f"\n== {info['device']} ({device.type}), torch {torch.__version__}"
           + (f", {info['threads']} threads" if device.type == "cpu" else

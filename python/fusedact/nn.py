@@ -96,9 +96,32 @@ class RReLU(torch.nn.Module):
     extra_repr = torch.nn.RReLU.extra_repr
 
 
-__all__ = ["PReLU", "RReLU"]
+class Swish(torch.nn.Module):
+    """x * sigmoid(beta * x). With learnable=True, beta is a Parameter (state_dict key
+    `beta`, one element) trained like any other; otherwise a float, as in Swish(beta)."""
+
+    def __init__(self, beta: float = 1.0, learnable: bool = False) -> None:
+        super().__init__()
+        self.learnable = learnable
+        if learnable:
+            self.beta = torch.nn.Parameter(torch.tensor([float(beta)]))
+        else:
+            self.beta = beta
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.learnable:
+            return FA.learnable_swish(input, self.beta.to(input.dtype))
+        return FA.swish(input, self.beta)
+
+    def extra_repr(self) -> str:
+        beta = self.beta.item() if self.learnable else self.beta
+        return f"beta={beta!r}, learnable=True" if self.learnable else f"beta={beta!r}"
+
+
+_HANDWRITTEN = ("PReLU", "RReLU", "Swish")  # parameters, randomness, an optional parameter
+__all__ = list(_HANDWRITTEN)
 for _spec in OPS:
-    if _spec.kind in ("weighted", "random"):  # written out above
+    if _spec.kind in ("weighted", "random") or _spec.module in _HANDWRITTEN:
         continue
     globals()[_spec.module] = _module(_spec)
     __all__.append(_spec.module)

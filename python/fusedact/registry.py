@@ -303,6 +303,13 @@ OPS: List[OpSpec] = [
         kinks=(0.0,),
     ),
     OpSpec(
+        name="learnable_swish",
+        kind="weighted",
+        reference=lambda x, weight: x * torch.sigmoid(weight * x),
+        doc="Swish with a learned beta: x * sigmoid(weight * x), one weight or one per channel "
+        "(dim 1); fusedact.nn.Swish(learnable=True) holds it as the parameter `beta`.",
+    ),
+    OpSpec(
         name="rrelu",
         module="RReLU",
         kind="random",

@@ -688,6 +688,22 @@ struct Prelu {
   }
 };
 
+// swish with a learned beta w (one, or per channel): f = x*s(w*x);
+// df/dx = s + w*x*s*(1-s);  df/dw = x^2*s*(1-s), s = sigmoid(w*x).
+struct LearnableSwish {
+  template <class T>
+  FUSEDACT_HD T forward(T x, T w) const {
+    return x * Sigmoid{}.forward(T(w * x));
+  }
+  template <class T>
+  FUSEDACT_HD void backward(T dy, T x, T w, T& grad_input, T& grad_weight_term) const {
+    T s, c;
+    Sigmoid::parts(T(w * x), s, c);
+    grad_input = dy * (s + w * x * s * c);
+    grad_weight_term = dy * x * x * s * c;
+  }
+};
+
 // Activations that torch also runs on integer tensors declare kIntegers (and
 // negative_limits(): whether a bound is negative, which torch rejects for uint8); only their
 // forward (and in-place) kernels are built for integer types.

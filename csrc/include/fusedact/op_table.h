@@ -68,7 +68,9 @@
 // Activations with a learned weight tensor: out = f(input, weight), weight per channel
 // (dimension 1) or a single one, as torch's prelu; the schema is (Tensor input, Tensor weight).
 // X(name, Functor)
-#define FUSEDACT_WEIGHTED_OPS(X) X(prelu, Prelu)
+#define FUSEDACT_WEIGHTED_OPS(X) \
+  X(prelu, Prelu)                \
+  X(learnable_swish, LearnableSwish)
 
 // Helpers for the columns above.
 #define FUSEDACT_UNPAREN(...) __VA_ARGS__
