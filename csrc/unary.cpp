@@ -4,8 +4,8 @@
 //   X(input, params)                                   -> Tensor
 //   X_backward(grad_output, input, params)             -> Tensor              (= dy*f'(x))
 //   X_double_backward(grad_grad_input, grad_output, input, params) -> (Tensor, Tensor)
-// (tanh and sigmoid take their forward output where these say input, as torch does)
-//   X_(input, params) when torch.nn has inplace= for the module
+//   X_(input, params) -> ()  when torch.nn has inplace= for the module
+// (tanh and sigmoid's backward ops take the forward output in place of the input, as torch's)
 // with one kernel for CPU, CUDA and Meta (the Meta run allocates outputs only) and a C++
 // autograd Function under the Autograd key whose backward calls the next op down.
 #include <c10/util/TypeList.h>
