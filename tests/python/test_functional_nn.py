@@ -318,3 +318,20 @@ def test_inplace_on_view_of_leaf_requiring_grad_raises_like_torch(name, device):
     with pytest.raises(RuntimeError) as our_err:
         ours(leaf[0], inplace=True)
     assert "leaf" in str(torch_err.value) and "leaf" in str(our_err.value), str(our_err.value)
+
+
+@device_param
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_on_a_saved_tensor_raises_like_torch(name, grad_mode, device):
+    """An in-place op on a tensor another op saved for backward makes that backward raise
+    torch's version-counter error, with and without grad mode, as torch's in-place ops do."""
+    ours_fn, torch_fn, _ = INPLACE[name]
+    for inplace_fn, silu in ((ours_fn, FA.silu), (torch_fn, F.silu)):
+        x = randn((4, 5), torch.float32, device).requires_grad_()
+        a = x * 1
+        b = silu(a)  # saves a
+        with torch.set_grad_enabled(grad_mode):
+            inplace_fn(a, inplace=True)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            b.sum().backward()
