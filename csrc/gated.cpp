@@ -103,7 +103,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   static Tensor backward(const Tensor& grad_output, const Tensor& input, P... params,
                          int64_t dim) {
-    const std::string op = name("_backward");
+    static const std::string op = name("_backward");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_floating(op.c_str(), "input", input);
     const int64_t d = gated_dim(op, input, dim);
@@ -120,7 +120,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
                                     const Tensor& input, P... params, int64_t dim) {
-    const std::string op = name("_double_backward");
+    static const std::string op = name("_double_backward");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_floating(op.c_str(), "input", input);
     const int64_t d = gated_dim(op, input, dim);
@@ -146,7 +146,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
   }
 
   static Tensor forward_split(const Tensor& gate, const Tensor& up, P... params) {
-    const std::string op = name(".split");
+    static const std::string op = name(".split");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_split(op, gate, up);
     Tensor out = new_output(gate);
@@ -156,7 +156,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   static TensorPair backward_split(const Tensor& grad_output, const Tensor& gate, const Tensor& up,
                                    P... params) {
-    const std::string op = name("_backward.split");
+    static const std::string op = name("_backward.split");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_split(op, gate, up);
     check_like(op.c_str(), "gate", gate, "grad_output", grad_output);
@@ -170,7 +170,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
                                             const Tensor& grad_grad_up,
                                             const Tensor& grad_output, const Tensor& gate,
                                             const Tensor& up, P... params) {
-    const std::string op = name("_double_backward.split");
+    static const std::string op = name("_double_backward.split");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_split(op, gate, up);
     check_like(op.c_str(), "gate", gate, "grad_output", grad_output);
@@ -335,7 +335,7 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
                                              const Tensor& grad_output, const Tensor& input,
                                              P... params, int64_t dim) {
     if (torch::autograd::compute_requires_grad(grad_grad_input, grad_output, input)) {
-      const std::string op = name("_double_backward");
+      static const std::string op = name("_double_backward");  // built once per op
       const Act act = Op::make_functor(op.c_str(), params...);
       const int64_t d = gated_dim(op, input, dim);
       const auto x = input.chunk(2, d), ggx = grad_grad_input.chunk(2, d);

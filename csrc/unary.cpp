@@ -55,7 +55,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   }
 
   static void forward_(Tensor& input, P... params) {
-    const std::string op = name("_");
+    static const std::string op = name("_");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_input(op.c_str(), input, act);
     if (is_meta(input) || input.numel() == 0) return;
@@ -69,7 +69,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 
   // `saved` is the input, or the output where kFromOutput.
   static Tensor backward(const Tensor& grad_output, const Tensor& saved, P... params) {
-    const std::string op = name("_backward");
+    static const std::string op = name("_backward");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_floating(op.c_str(), kSaved, saved);
     check_like(op.c_str(), kSaved, saved, "grad_output", grad_output);
@@ -82,7 +82,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 
   static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
                                     const Tensor& saved, P... params) {
-    const std::string op = name("_double_backward");
+    static const std::string op = name("_double_backward");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     check_floating(op.c_str(), kSaved, saved);
     check_like(op.c_str(), kSaved, saved, "grad_output", grad_output);

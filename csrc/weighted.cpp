@@ -79,7 +79,7 @@ struct Weighted {
 
   static TensorPair backward(const Tensor& grad_output, const Tensor& input,
                              const Tensor& weight) {
-    const std::string op = name("_backward");
+    static const std::string op = name("_backward");  // built once per op
     const auto shape = weight_view(op, input, weight);
     check_like(op.c_str(), "input", input, "grad_output", grad_output);
     Tensor grad_input = new_output(input), grad_weight = new_output(weight);
@@ -128,7 +128,7 @@ struct Weighted {
   static TensorPair autograd_backward(const Tensor& grad_output, const Tensor& input,
                                       const Tensor& weight) {
     if (torch::autograd::compute_requires_grad(grad_output, input, weight)) {
-      const std::string op = name("_backward");
+      static const std::string op = name("_backward");  // built once per op
       const auto shape = weight_view(op, input, weight);
       Tensor grad_input, term;
       Act{}.backward(grad_output, input, weight_as_broadcast(weight, shape), grad_input, term);
