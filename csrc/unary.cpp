@@ -5,7 +5,11 @@
 //   X_backward(grad_output, input, params)             -> Tensor              (= dy*f'(x))
 //   X_double_backward(grad_grad_input, grad_output, input, params) -> (Tensor, Tensor)
 //   X_(input, params) -> ()  when torch.nn has inplace= for the module
-// (tanh and sigmoid's backward ops take the forward output in place of the input, as torch's)
+//   X_result_backward(grad_output, result, params), X_result_double_backward(...)
+//       the in-place op's backward from its result, where torch's uses the result
+//       (leaky_relu_, elu_, selu_, celu_)
+// (tanh, sigmoid and relu's backward ops take the forward output in place of the input, as
+// torch's)
 // with one kernel for CPU, CUDA and Meta (the Meta run allocates outputs only) and a C++
 // autograd Function under the Autograd key whose backward calls the next op down.
 #include <c10/util/TypeList.h>
@@ -29,9 +33,40 @@ template <class Op, class... P>
 struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   using Act = decltype(Op::make_functor("", std::declval<P>()...));
   using TensorPair = std::tuple<Tensor, Tensor>;
-  // Backward from the output (tanh, sigmoid: as torch) or from the input.
-  static constexpr bool kFromOutput = HasOutputDerivatives<Act>::value;
-  static constexpr const char* kSaved = kFromOutput ? "output" : "input";
+
+  // The backward ops come in up to two variants, each a pair X<suffix> / X<double suffix>:
+  // Primary, X_backward from the input, or from the output where torch saves the output
+  // (tanh, sigmoid, relu); FromResult, X_result_backward from the output, for the in-place
+  // op of an activation whose torch in-place backward uses the result (leaky_relu_, elu_,
+  // selu_, celu_) while its out-of-place backward uses the input.
+  struct Primary {
+    using Derivs = UnaryDerivatives<Act>;
+    static constexpr const char* kSuffix = "_backward";
+    static constexpr const char* kDoubleSuffix = "_double_backward";
+    static constexpr const char* kSaved = SavesOutput<Act>::value ? "output" : "input";
+    static Derivs derivatives(const char*, const Act& act) { return unary_derivatives(act); }
+  };
+  struct FromResult {
+    using Derivs = OutputDerivatives<Act>;
+    static constexpr const char* kSuffix = "_result_backward";
+    static constexpr const char* kDoubleSuffix = "_result_double_backward";
+    static constexpr const char* kSaved = "result";
+    // As torch's elu_backward / leaky_relu_backward on the result: with a negative
+    // slope the sign of the result no longer tells the branch.
+    static Derivs derivatives(const char* op, const Act& act) {
+      TORCH_CHECK(act.output_determines_derivative(), "fusedact::", op,
+                  ": the backward of the in-place ", Op::name,
+                  "_ is not supported with a negative slope parameter (its result no longer "
+                  "tells which branch the input took; torch raises here too): call the "
+                  "out-of-place ", Op::name, " instead");
+      return {act};
+    }
+  };
+  // The in-place op saves the result where the activation can differentiate from it (as
+  // torch's relu_, leaky_relu_ and elu family), else a copy of the input.
+  static constexpr bool kInplaceSavesResult = Op::has_inplace && HasOutputDerivatives<Act>::value;
+  static constexpr bool kHasResultOps = kInplaceSavesResult && !SavesOutput<Act>::value;
+  using InplaceVariant = std::conditional_t<kHasResultOps, FromResult, Primary>;
 
   // ---- kernels (CPU, CUDA, Meta) ----
 
@@ -67,29 +102,31 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     }
   }
 
-  // `saved` is the input, or the output where kFromOutput.
+  // `saved` is what the variant's backward is given: input, output or result.
+  template <class V>
   static Tensor backward(const Tensor& grad_output, const Tensor& saved, P... params) {
-    static const std::string op = name("_backward");  // built once per op
-    const Act act = Op::make_functor(op.c_str(), params...);
-    check_floating(op.c_str(), kSaved, saved);
-    check_like(op.c_str(), kSaved, saved, "grad_output", grad_output);
+    static const std::string op = name(V::kSuffix);  // built once per op
+    const auto derivs = V::derivatives(op.c_str(), Op::make_functor(op.c_str(), params...));
+    check_floating(op.c_str(), V::kSaved, saved);
+    check_like(op.c_str(), V::kSaved, saved, "grad_output", grad_output);
     Tensor grad_input = new_output(saved);
     if (!is_meta(grad_input))
-      run_same_layout(UnaryBackward<UnaryDerivatives<Act>>{unary_derivatives(act)},
-                      {grad_input}, {grad_output, saved});
+      run_same_layout(UnaryBackward<typename V::Derivs>{derivs}, {grad_input},
+                      {grad_output, saved});
     return grad_input;
   }
 
+  template <class V>
   static TensorPair double_backward(const Tensor& grad_grad_input, const Tensor& grad_output,
                                     const Tensor& saved, P... params) {
-    static const std::string op = name("_double_backward");  // built once per op
-    const Act act = Op::make_functor(op.c_str(), params...);
-    check_floating(op.c_str(), kSaved, saved);
-    check_like(op.c_str(), kSaved, saved, "grad_output", grad_output);
-    check_like(op.c_str(), kSaved, saved, "grad_grad_input", grad_grad_input);
+    static const std::string op = name(V::kDoubleSuffix);  // built once per op
+    const auto derivs = V::derivatives(op.c_str(), Op::make_functor(op.c_str(), params...));
+    check_floating(op.c_str(), V::kSaved, saved);
+    check_like(op.c_str(), V::kSaved, saved, "grad_output", grad_output);
+    check_like(op.c_str(), V::kSaved, saved, "grad_grad_input", grad_grad_input);
     Tensor grad_grad_output = new_output(saved), grad_saved = new_output(saved);
     if (!is_meta(grad_saved))
-      run_same_layout(UnaryDoubleBackward<UnaryDerivatives<Act>>{unary_derivatives(act)},
+      run_same_layout(UnaryDoubleBackward<typename V::Derivs>{derivs},
                       {grad_grad_output, grad_saved}, {grad_grad_input, grad_output, saved});
     return {grad_grad_output, grad_saved};
   }
@@ -104,13 +141,16 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     static const auto op = lookup_op<void(Tensor&, P...)>(Op::name, "_");
     return op;
   }
+  template <class V>
   static const auto& backward_op() {
-    static const auto op = lookup_op<Tensor(const Tensor&, const Tensor&, P...)>(Op::name, "_backward");
+    static const auto op =
+        lookup_op<Tensor(const Tensor&, const Tensor&, P...)>(Op::name, V::kSuffix);
     return op;
   }
+  template <class V>
   static const auto& double_backward_op() {
     static const auto op = lookup_op<TensorPair(const Tensor&, const Tensor&, const Tensor&, P...)>(
-        Op::name, "_double_backward");
+        Op::name, V::kDoubleSuffix);
     return op;
   }
 
@@ -122,7 +162,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
       save_params(ctx, params...);
       at::AutoDispatchBelowADInplaceOrView guard;
       Tensor output = forward_op().call(input, params...);
-      ctx->save_for_backward({kFromOutput ? output : input});
+      ctx->save_for_backward({SavesOutput<Act>::value ? output : input});
       return output;
     }
     static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -130,7 +170,7 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
       variable_list result{Tensor()};
       if (grads[0].defined()) {
         result[0] = std::apply(
-            [&](const P&... p) { return backward_op().call(grads[0], saved, p...); },
+            [&](const P&... p) { return backward_op<Primary>().call(grads[0], saved, p...); },
             load_params<P...>(ctx));
       }
       append_no_grads<P...>(result);
@@ -138,95 +178,156 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     }
   };
 
-  struct BackwardFunction : torch::autograd::Function<BackwardFunction> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& input,
+  template <class V>
+  struct BackwardFunction : torch::autograd::Function<BackwardFunction<V>> {
+    static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& saved,
                           P... params) {
-      ctx->save_for_backward({grad_output, input});
+      ctx->save_for_backward({grad_output, saved});
       save_params(ctx, params...);
       at::AutoDispatchBelowADInplaceOrView guard;
-      return backward_op().call(grad_output, input, params...);
+      return backward_op<V>().call(grad_output, saved, params...);
     }
     static variable_list backward(AutogradContext* ctx, variable_list grads) {
       const auto saved = ctx->get_saved_variables();
       variable_list result{Tensor(), Tensor()};
       if (grads[0].defined()) {
-        auto [grad_grad_output, grad_input] = std::apply(
+        auto [grad_grad_output, grad_saved] = std::apply(
             [&](const P&... p) {
-              return double_backward_op().call(grads[0], saved[0], saved[1], p...);
+              return double_backward_op<V>().call(grads[0], saved[0], saved[1], p...);
             },
             load_params<P...>(ctx));
-        result = {grad_grad_output, grad_input};
+        result = {grad_grad_output, grad_saved};
       }
       append_no_grads<P...>(result);
       return result;
+    }
+  };
+
+  // The in-place op's node, built as torch's generated in-place autograd does: it saves the
+  // result (a view's result too, without a reference cycle) or a copy of the input taken
+  // before the kernel overwrote it, and calls the matching backward op.
+  struct InplaceBackward : torch::autograd::Node {
+    torch::autograd::SavedVariable saved;
+    std::tuple<P...> params;
+    variable_list apply(variable_list&& grads) override {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const Tensor saved_tensor = saved.unpack(shared_from_this());
+      variable_list result{Tensor()};
+      if (grads[0].defined() && task_should_compute_output(0)) {
+        result[0] = std::apply(
+            [&](const P&... p) {
+              return backward_op<InplaceVariant>().call(grads[0], saved_tensor, p...);
+            },
+            params);
+      }
+      return result;
+    }
+    std::string name() const override { return qualified(Op::name, "_Backward"); }
+    void release_variables() override {
+      std::lock_guard<std::mutex> lock(mutex_);
+      saved.reset_data();
     }
   };
 
   static Tensor autograd_forward(const Tensor& input, P... params) {
     return ForwardFunction::apply(input, params...);
   }
-  static Tensor autograd_backward(const Tensor& grad_output, const Tensor& input, P... params) {
-    return BackwardFunction::apply(grad_output, input, params...);
+  template <class V>
+  static Tensor autograd_backward(const Tensor& grad_output, const Tensor& saved, P... params) {
+    return BackwardFunction<V>::apply(grad_output, saved, params...);
   }
   // Derivatives above the second: the same formulas evaluated on tensors, which autograd
   // differentiates; otherwise the fused kernel.
+  template <class V>
   static TensorPair autograd_double_backward(const Tensor& grad_grad_input,
-                                             const Tensor& grad_output, const Tensor& input,
+                                             const Tensor& grad_output, const Tensor& saved,
                                              P... params) {
-    if (torch::autograd::compute_requires_grad(grad_grad_input, grad_output, input)) {
-      const Act act = Op::make_functor(name("_double_backward").c_str(), params...);
-      const auto out = evaluate_on_tensors(UnaryDoubleBackward<UnaryDerivatives<Act>>{unary_derivatives(act)},
-                                           {grad_grad_input, grad_output, input});
+    if (torch::autograd::compute_requires_grad(grad_grad_input, grad_output, saved)) {
+      const std::string op = name(V::kDoubleSuffix);
+      const auto derivs = V::derivatives(op.c_str(), Op::make_functor(op.c_str(), params...));
+      const auto out = evaluate_on_tensors(UnaryDoubleBackward<typename V::Derivs>{derivs},
+                                           {grad_grad_input, grad_output, saved});
       return {out[0], out[1]};
     }
     at::AutoDispatchBelowADInplaceOrView guard;
-    return double_backward_op().call(grad_grad_input, grad_output, input, params...);
+    return double_backward_op<V>().call(grad_grad_input, grad_output, saved, params...);
   }
 
-  // In-place under autograd, as torch does for its in-place activations: with grad, the
-  // result is computed out of place from a saved copy of the input and written back with
-  // copy_ (which raises torch's error for leaves and tracks the version counter); without
-  // grad, the kernel runs in place and bumps the version counter itself.
+  // In-place under autograd: torch's checks (a leaf, or a view of one, that requires grad
+  // raises), the kernel in place, the version bump, and with grad a new history for the
+  // input through InplaceBackward.
   static void autograd_forward_(Tensor& input, P... params) {
-    if (torch::autograd::compute_requires_grad(input)) {
-      input.copy_(forward_op().call(input.clone(), params...));
-      return;
+    const bool requires_grad = torch::autograd::compute_requires_grad(input);
+    torch::autograd::check_inplace(input, requires_grad);
+    std::shared_ptr<InplaceBackward> grad_fn;
+    Tensor original;
+    if (requires_grad) {
+      if constexpr (!kInplaceSavesResult) original = input.clone();
+      grad_fn = std::shared_ptr<InplaceBackward>(new InplaceBackward(), torch::autograd::deleteNode);
+      grad_fn->set_next_edges(torch::autograd::collect_next_edges(input));
+      grad_fn->params = std::make_tuple(params...);
     }
     {
       at::AutoDispatchBelowADInplaceOrView guard;
       inplace_op().call(input, params...);
     }
     torch::autograd::increment_version(input);
+    if (grad_fn) {
+      torch::autograd::rebase_history(input, grad_fn);
+      grad_fn->saved = kInplaceSavesResult
+                           ? torch::autograd::SavedVariable(input, true, input.is_view())
+                           : torch::autograd::SavedVariable(original, false);
+    }
   }
 
   // ---- registration ----
 
+  template <class V>
+  static void define_backward(torch::Library& m) {
+    const std::string n = Op::name, p = Op::schema_params, saved = V::kSaved;
+    m.def((n + V::kSuffix + "(Tensor grad_output, Tensor " + saved + p + ") -> Tensor").c_str());
+    m.def((n + V::kDoubleSuffix + "(Tensor grad_grad_input, Tensor grad_output, Tensor " +
+           saved + p + ") -> (Tensor, Tensor)")
+              .c_str());
+  }
+
   static void define(torch::Library& m) {
     const std::string n = Op::name, p = Op::schema_params;
     m.def((n + "(Tensor input" + p + ") -> Tensor").c_str());
-    const std::string saved = kSaved;
-    m.def((n + "_backward(Tensor grad_output, Tensor " + saved + p + ") -> Tensor").c_str());
-    m.def((n + "_double_backward(Tensor grad_grad_input, Tensor grad_output, Tensor " + saved +
-           p + ") -> (Tensor, Tensor)")
-              .c_str());
+    define_backward<Primary>(m);
+    if constexpr (kHasResultOps) define_backward<FromResult>(m);
     // Mutating ops return nothing: functionalization (torch.compile) rejects custom ops
     // whose outputs alias their inputs.
     if (Op::has_inplace) m.def((n + "_(Tensor(a!) input" + p + ") -> ()").c_str());
   }
 
+  template <class V>
+  static void impl_backward_kernels(torch::Library& m) {
+    const std::string n = Op::name;
+    m.impl((n + V::kSuffix).c_str(), TORCH_FN(backward<V>));
+    m.impl((n + V::kDoubleSuffix).c_str(), TORCH_FN(double_backward<V>));
+  }
+
   static void impl_kernels(torch::Library& m) {
     const std::string n = Op::name;
     m.impl(n.c_str(), TORCH_FN(forward));
-    m.impl((n + "_backward").c_str(), TORCH_FN(backward));
-    m.impl((n + "_double_backward").c_str(), TORCH_FN(double_backward));
+    impl_backward_kernels<Primary>(m);
+    if constexpr (kHasResultOps) impl_backward_kernels<FromResult>(m);
     if (Op::has_inplace) m.impl((n + "_").c_str(), TORCH_FN(forward_));
+  }
+
+  template <class V>
+  static void impl_backward_autograd(torch::Library& m) {
+    const std::string n = Op::name;
+    m.impl((n + V::kSuffix).c_str(), TORCH_FN(autograd_backward<V>));
+    m.impl((n + V::kDoubleSuffix).c_str(), TORCH_FN(autograd_double_backward<V>));
   }
 
   static void impl_autograd(torch::Library& m) {
     const std::string n = Op::name;
     m.impl(n.c_str(), TORCH_FN(autograd_forward));
-    m.impl((n + "_backward").c_str(), TORCH_FN(autograd_backward));
-    m.impl((n + "_double_backward").c_str(), TORCH_FN(autograd_double_backward));
+    impl_backward_autograd<Primary>(m);
+    if constexpr (kHasResultOps) impl_backward_autograd<FromResult>(m);
     if (Op::has_inplace) m.impl((n + "_").c_str(), TORCH_FN(autograd_forward_));
   }
 };

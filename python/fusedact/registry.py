@@ -41,6 +41,9 @@ class OpSpec:
     required_params: Tuple[str, ...] = ()
     # X_backward takes the forward output instead of the input (as torch's tanh_backward).
     grad_from_output: bool = False
+    # The in-place op's backward takes its result, through X_result_backward and
+    # X_result_double_backward, as torch's leaky_relu_ and elu_ do (X_backward takes the input).
+    inplace_grad_from_result: bool = False
     # The torch reference is a composition of several ops (no single torch kernel), which
     # in float16/bfloat16 rounds its intermediates; fusedact rounds once.
     composite: bool = False
@@ -95,6 +98,7 @@ OPS: List[OpSpec] = [
         reference=lambda x: F.relu(x),
         doc="ReLU: max(x, 0).",
         inplace=True,
+        grad_from_output=True,
         kinks=(0.0,),
     ),
     OpSpec(
@@ -115,6 +119,7 @@ OPS: List[OpSpec] = [
         params={"negative_slope": 0.01},
         param_sets=({"negative_slope": 0.01}, {"negative_slope": 0.2}, {"negative_slope": -0.5}),
         inplace=True,
+        inplace_grad_from_result=True,
         kinks=(0.0,),
     ),
     OpSpec(
@@ -126,6 +131,7 @@ OPS: List[OpSpec] = [
         params={"alpha": 1.0},
         param_sets=({"alpha": 1.0}, {"alpha": 0.8}, {"alpha": 2.5}),
         inplace=True,
+        inplace_grad_from_result=True,
         kinks=(0.0,),
     ),
     OpSpec(
@@ -135,6 +141,7 @@ OPS: List[OpSpec] = [
         reference=lambda x: F.selu(x),
         doc="SELU: scale * (x for x > 0, alpha * (exp(x) - 1) otherwise), the self-normalizing constants.",
         inplace=True,
+        inplace_grad_from_result=True,
         kinks=(0.0,),
     ),
     OpSpec(
@@ -146,6 +153,7 @@ OPS: List[OpSpec] = [
         params={"alpha": 1.0},
         param_sets=({"alpha": 1.0}, {"alpha": 0.8}, {"alpha": 2.5}),
         inplace=True,
+        inplace_grad_from_result=True,
         kinks=(0.0,),
     ),
     OpSpec(

@@ -174,6 +174,9 @@ def expected_overloads(spec):
         names.append((spec.name + "_double_backward", "default"))
         if spec.inplace:
             names.append((spec.name + "_", "default"))
+        if spec.inplace_grad_from_result:
+            names += [(spec.name + "_result_backward", "default"),
+                      (spec.name + "_result_double_backward", "default")]
     elif spec.kind == "weighted":
         names = [(spec.name, "default"), (spec.name + "_backward", "default")]
     elif spec.kind == "random":

@@ -17,6 +17,8 @@ def _cases():
         for params in spec.param_sets:
             pid = "-".join(f"{k}={v}" for k, v in params.items())
             for name, overload in expected_overloads(spec):
+                if "_result_" in name and any(v < 0 for v in params.values()):
+                    continue  # raises by design (test_inplace_negative_slope_backward_...)
                 cid = f"{name}.{overload}" + (f"-{pid}" if pid else "")
                 cases.append(pytest.param(spec, dict(params), name, overload, id=cid))
     return cases

@@ -168,6 +168,7 @@ struct Gelu {
 // sigmoid: s = 1/(1+e^-x);  s' = s*(1-s);  s'' = s*(1-s)*(1-2s). Backward from the
 // output y = s, as torch's sigmoid_backward: f' = y*(1-y), d(f')/dy = 1 - 2y.
 struct Sigmoid {
+  static constexpr bool kSavesOutput = true;
   template <class T>
   FUSEDACT_HD T d1_from_output(T y) const {
     return y * (Math<T>::c(1) - y);
@@ -293,11 +294,27 @@ struct Relu {
     using M = Math<T>;
     return M::select(x <= M::c(0), M::c(0), dy);
   }
+  // Backward from the output, as torch's relu: y > 0 exactly where x > 0 (and y is NaN
+  // where x is), so the same expressions apply to y.
+  static constexpr bool kSavesOutput = true;
+  template <class T>
+  FUSEDACT_HD T d1_from_output(T y) const {
+    return d1(y);
+  }
+  template <class T>
+  FUSEDACT_HD T d2_from_output(T y) const {
+    return d2(y);
+  }
+  template <class T>
+  FUSEDACT_HD T backward_from_output(T dy, T y) const {
+    return backward(dy, y);
+  }
 };
 
 // tanh: f = t;  f' = 1 - t^2;  f'' = -2t*(1 - t^2). Backward from the output y = t, as
 // torch's tanh_backward: f' = 1 - y^2, d(f')/dy = -2y.
 struct Tanh {
+  static constexpr bool kSavesOutput = true;
   template <class T>
   FUSEDACT_HD T d1_from_output(T y) const {
     return Math<T>::c(1) - y * y;
@@ -377,6 +394,20 @@ struct Elu {
                          M::exp(x * M::c(input_scale)),
                      M::zero_like(x));
   }
+  // From the output (the in-place ops' backward, as torch's elu_backward on the result):
+  // with alpha >= 0, y <= 0 exactly where x <= 0, and there f' = input_scale*(y + alpha*scale).
+  FUSEDACT_HD bool output_determines_derivative() const { return alpha >= 0; }
+  template <class T>
+  FUSEDACT_HD T d1_from_output(T y) const {
+    using M = Math<T>;
+    return M::select(y <= M::c(0), M::c(input_scale) * (y + M::c(alpha * scale)),
+                     M::full_like(y, scale));
+  }
+  template <class T>
+  FUSEDACT_HD T d2_from_output(T y) const {
+    using M = Math<T>;
+    return M::select(y <= M::c(0), M::full_like(y, input_scale), M::zero_like(y));
+  }
 };
 
 // leaky_relu: f = x > 0 ? x : slope*x;  f' = x > 0 ? 1 : slope (so f'(0) = slope);  f'' = 0.
@@ -395,6 +426,16 @@ struct LeakyRelu {
   template <class T>
   FUSEDACT_HD T d2(T x) const {
     return Math<T>::zero_like(x);
+  }  // From the output (the in-place op's backward, as torch's): with a slope >= 0, y > 0
+  // exactly where x > 0, so the same expressions apply to y.
+  FUSEDACT_HD bool output_determines_derivative() const { return negative_slope >= 0; }
+  template <class T>
+  FUSEDACT_HD T d1_from_output(T y) const {
+    return d1(y);
+  }
+  template <class T>
+  FUSEDACT_HD T d2_from_output(T y) const {
+    return d2(y);
   }
 };
 
@@ -712,15 +753,22 @@ struct AcceptsIntegers : std::false_type {};
 template <class Act>
 struct AcceptsIntegers<Act, std::enable_if_t<Act::kIntegers>> : std::true_type {};
 
-// Activations whose torch backward is a function of the output y = f(x) define
-// d1_from_output(y) = f'(x) and d2_from_output(y) = d(f'(x))/dy; their unary backward ops
-// take the output instead of the input. UnaryDerivatives<Act> is what the unary backward
-// modes differentiate with: the activation itself, or this adapter over its output.
+// Activations that can differentiate from the output y = f(x) define
+// d1_from_output(y) = f'(x) and d2_from_output(y) = d(f'(x))/dy (and backward_from_output
+// where their backward has select semantics). Those whose torch backward saves the output
+// (tanh, sigmoid, relu) also declare kSavesOutput: their X_backward ops take the output.
+// The others (leaky_relu, the elu family) use it only for the in-place op, whose input is
+// gone, and say by output_determines_derivative() when that is possible.
 template <class Act, class = void>
 struct HasOutputDerivatives : std::false_type {};
 template <class Act>
 struct HasOutputDerivatives<Act, std::void_t<decltype(std::declval<const Act&>().d1_from_output(
                                      std::declval<float>()))>> : std::true_type {};
+
+template <class Act, class = void>
+struct SavesOutput : std::false_type {};
+template <class Act>
+struct SavesOutput<Act, std::enable_if_t<Act::kSavesOutput>> : std::true_type {};
 
 template <class Act>
 struct OutputDerivatives {
@@ -733,20 +781,34 @@ struct OutputDerivatives {
   FUSEDACT_HD T d2(T y) const {
     return act.d2_from_output(y);
   }
+  template <class T, class A = Act>
+  FUSEDACT_HD auto backward(T dy, T y) const
+      -> decltype(std::declval<const A&>().backward_from_output(dy, y)) {
+    return act.backward_from_output(dy, y);
+  }
 };
 
+// What the unary X_backward ops differentiate with: the activation itself, or the adapter
+// over its output where the activation saves the output.
 template <class Act>
 using UnaryDerivatives =
-    std::conditional_t<HasOutputDerivatives<Act>::value, OutputDerivatives<Act>, Act>;
+    std::conditional_t<SavesOutput<Act>::value, OutputDerivatives<Act>, Act>;
 
 template <class Act>
 FUSEDACT_HD UnaryDerivatives<Act> unary_derivatives(const Act& act) {
-  if constexpr (HasOutputDerivatives<Act>::value) {
+  if constexpr (SavesOutput<Act>::value) {
     return {act};
   } else {
     return act;
   }
 }
+
+// What the backward of an in-place op differentiates with: from the output where the
+// activation can (torch saves the result of relu_, leaky_relu_ and the elu family), else
+// from a saved copy of the input.
+template <class Act>
+using InplaceDerivatives =
+    std::conditional_t<HasOutputDerivatives<Act>::value, OutputDerivatives<Act>, Act>;
 
 // dy * f'(x) as torch's backward computes it: the activation's own backward(dy, x) where
 // it has one, else the product.
