@@ -111,7 +111,10 @@ void rrelu_inplace_composite(Tensor& input, double lower, double upper, bool tra
     fusedact::leaky_relu_(input, (lower + upper) / 2);
     return;
   }
-  input.copy_(rrelu_composite(input, lower, upper, training));
+  // Each element times its slope, 1 where positive: the backward is grad * slope, which
+  // needs neither the lost input nor the result (torch's in-place rrelu saves the same).
+  const Tensor noise = at::empty_like(input).uniform_(lower, upper);
+  input.mul_(at::where(input > 0, at::ones_like(noise), noise));
 }
 
 }  // namespace
