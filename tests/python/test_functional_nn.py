@@ -335,3 +335,136 @@ def test_inplace_on_a_saved_tensor_raises_like_torch(name, grad_mode, device):
             inplace_fn(a, inplace=True)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             b.sum().backward()
+
+
+# --------------------------------------------------------------------------------------
+# What the in-place ops save for backward, as torch: the result for relu_, leaky_relu_ and
+# the elu family (no copy of the input), a copy of the input for the others.
+
+def _saved_by_inplace(fn, device):
+    """Which saved tensors of fn(h, inplace=True) are the result itself."""
+    leaf = randn((3, 5), torch.float64, device).requires_grad_()
+    h = leaf * 1
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = fn(h, inplace=True)
+    return [t.data_ptr() == y.data_ptr() for t in saved]
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_saves_what_torch_saves(name, device):
+    ours, theirs, _ = INPLACE[name]
+    assert _saved_by_inplace(ours, device) == _saved_by_inplace(theirs, device)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_result_modified_again_raises_like_torch(name, device):
+    """Where the in-place op saved its result, modifying the result afterwards makes the
+    backward raise torch's version-counter error; where it saved a copy it does not."""
+    ours, theirs, _ = INPLACE[name]
+
+    def backward_after_modifying_result(fn):
+        h = randn((4, 6), torch.float32, device).requires_grad_() * 1
+        y = fn(h, inplace=True)
+        later = y * 1
+        y.mul_(2)
+        try:
+            later.sum().backward()
+        except RuntimeError as error:
+            assert "modified by an inplace operation" in str(error)
+            return "raised"
+        return "ok"
+
+    assert backward_after_modifying_result(ours) == backward_after_modifying_result(theirs)
+
+
+@device_param
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_on_view_of_non_leaf_matches_torch(name, device):
+    """In-place on a strided view of a non-leaf: values, grads and double backward of the
+    base as torch's, and the base's untouched elements pass their gradient through."""
+    if name in TORCH_HAS_NO_DOUBLE_BACKWARD:
+        pytest.skip(TORCH_HAS_NO_DOUBLE_BACKWARD[name])
+    ours, theirs, _ = INPLACE[name]
+    x0 = randn((4, 6), torch.float64, device)
+    w = randn((4, 6), torch.float64, device)
+
+    def run(fn):
+        leaf = x0.clone().requires_grad_()
+        h = leaf * 1.5
+        fn(h[1:, ::2], inplace=True)
+        (g,) = torch.autograd.grad((h * h * w).sum(), leaf, create_graph=True)
+        (gg,) = torch.autograd.grad((g * w).sum(), leaf)
+        return h.detach(), g.detach(), gg
+
+    assert_close(run(ours), run(theirs))
+
+
+def test_inplace_on_view_does_not_leak_the_graph():
+    """The result saved by an in-place op on a view does not keep itself alive."""
+    import gc
+    import weakref
+
+    leaf = randn((4, 5), torch.float32, "cpu").requires_grad_()
+    h = leaf * 1
+    view = h[1:]
+    FA.elu(view, inplace=True)
+    alive = weakref.ref(view)
+    del h, view
+    gc.collect()
+    assert alive() is None
+
+
+NEGATIVE_SLOPE_INPLACE = {
+    "leaky_relu": {"negative_slope": -0.5},
+    "elu": {"alpha": -0.5},
+    "celu": {"alpha": -0.5},
+}
+
+
+@device_param
+@pytest.mark.parametrize("name", list(NEGATIVE_SLOPE_INPLACE))
+def test_inplace_negative_slope_backward_raises_like_torch(name, device):
+    """torch's in-place leaky_relu_/elu_/celu_ with a negative slope run forward (grad or
+    not) but refuse the backward, whose result no longer tells the branch."""
+    params = NEGATIVE_SLOPE_INPLACE[name]
+    ours, theirs = getattr(FA, name), getattr(F, name)
+    x = randn((4, 6), torch.float32, device)
+    for fn in (theirs, ours):
+        h = x.clone().requires_grad_() * 1
+        y = fn(h, inplace=True, **params)
+        assert_close(y.detach(), theirs(x, **params))
+        with pytest.raises(RuntimeError, match="negative slope") as error:
+            y.sum().backward()
+        if fn is ours:
+            assert f"fusedact::{name}_result_backward" in str(error.value)
+            assert f"out-of-place {name}" in str(error.value)
+        with torch.no_grad():
+            z = x.clone()
+            fn(z, inplace=True, **params)
+        assert_close(z, theirs(x, **params))
+
+
+@pytest.mark.parametrize("name", list(INPLACE))
+def test_inplace_compiles_fullgraph_with_backward(name):
+    import torch._dynamo
+
+    ours, theirs, _ = INPLACE[name]
+
+    def loss(fn, x):
+        h = x * 1.5
+        fn(h[:, 1:], inplace=True)
+        return (h * h).sum()
+
+    x = randn((4, 9), torch.float64, "cpu")
+
+    def value_and_grad(fn):
+        leaf = x.clone().requires_grad_()
+        value = fn(leaf)
+        return value.detach(), torch.autograd.grad(value, leaf)[0]
+
+    torch._dynamo.reset()
+    compiled = torch.compile(functools.partial(loss, ours), fullgraph=True, dynamic=False)
+    assert_close(value_and_grad(compiled), value_and_grad(functools.partial(loss, theirs)))
