@@ -220,115 +220,41 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
 
   // ---- autograd: save the inputs only (never f(gate)), recompute in backward ----
 
-  struct ForwardFunction : torch::autograd::Function<ForwardFunction> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& input, P... params, int64_t dim) {
-      ctx->save_for_backward({input});
-      save_params(ctx, params...);
-      ctx->saved_data["dim"] = dim;
-      at::AutoDispatchBelowADInplaceOrView guard;
-      return forward_op().call(input, params..., dim);
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const Tensor input = ctx->get_saved_variables()[0];
-      const int64_t dim = ctx->saved_data["dim"].toInt();
-      variable_list result{Tensor()};
-      if (grads[0].defined()) {
-        result[0] = std::apply(
-            [&](const P&... p) { return backward_op().call(grads[0], input, p..., dim); },
-            load_params<P...>(ctx));
-      }
-      append_no_grads<P...>(result);
-      result.emplace_back();  // dim
-      return result;
-    }
-  };
-
-  struct BackwardFunction : torch::autograd::Function<BackwardFunction> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& input,
-                          P... params, int64_t dim) {
-      ctx->save_for_backward({grad_output, input});
-      save_params(ctx, params...);
-      ctx->saved_data["dim"] = dim;
-      at::AutoDispatchBelowADInplaceOrView guard;
-      return backward_op().call(grad_output, input, params..., dim);
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const auto saved = ctx->get_saved_variables();
-      const int64_t dim = ctx->saved_data["dim"].toInt();
-      variable_list result{Tensor(), Tensor()};
-      if (grads[0].defined()) {
-        auto [grad_grad_output, grad_input] = std::apply(
-            [&](const P&... p) {
-              return double_backward_op().call(grads[0], saved[0], saved[1], p..., dim);
-            },
-            load_params<P...>(ctx));
-        result = {grad_grad_output, grad_input};
-      }
-      append_no_grads<P...>(result);
-      result.emplace_back();  // dim
-      return result;
-    }
-  };
-
-  struct ForwardSplitFunction : torch::autograd::Function<ForwardSplitFunction> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up,
-                          P... params) {
-      ctx->save_for_backward({gate, up});
-      save_params(ctx, params...);
-      at::AutoDispatchBelowADInplaceOrView guard;
-      return forward_split_op().call(gate, up, params...);
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const auto saved = ctx->get_saved_variables();
-      variable_list result{Tensor(), Tensor()};
-      if (grads[0].defined()) {
-        auto [grad_gate, grad_up] = std::apply(
-            [&](const P&... p) {
-              return backward_split_op().call(grads[0], saved[0], saved[1], p...);
-            },
-            load_params<P...>(ctx));
-        result = {grad_gate, grad_up};
-      }
-      append_no_grads<P...>(result);
-      return result;
-    }
-  };
-
-  struct BackwardSplitFunction : torch::autograd::Function<BackwardSplitFunction> {
-    static variable_list forward(AutogradContext* ctx, const Tensor& grad_output,
-                                 const Tensor& gate, const Tensor& up, P... params) {
-      ctx->save_for_backward({grad_output, gate, up});
-      save_params(ctx, params...);
-      at::AutoDispatchBelowADInplaceOrView guard;
-      auto [grad_gate, grad_up] = backward_split_op().call(grad_output, gate, up, params...);
-      return {grad_gate, grad_up};
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const auto saved = ctx->get_saved_variables();
-      variable_list result{Tensor(), Tensor(), Tensor()};
-      if (grads[0].defined() || grads[1].defined()) {
-        const Tensor& gate = saved[1];
-        auto [grad_grad_output, grad_gate, grad_up] = std::apply(
-            [&](const P&... p) {
-              return double_backward_split_op().call(or_zeros(grads[0], gate),
-                                                     or_zeros(grads[1], gate), saved[0], gate,
-                                                     saved[2], p...);
-            },
-            load_params<P...>(ctx));
-        result = {grad_grad_output, grad_gate, grad_up};
-      }
-      append_no_grads<P...>(result);
-      return result;
-    }
-  };
-
   static Tensor autograd_forward(const Tensor& input, P... params, int64_t dim) {
-    return ForwardFunction::apply(input, params..., dim);
+    return differentiable(
+        name(""), {input}, {saved_input(0)},
+        [&]() -> variable_list { return {forward_op().call(input, params..., dim)}; },
+        [p = OwnedParams<P..., int64_t>(params..., dim)](const variable_list& grads,
+                                                         const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor()};
+          return std::apply(
+              [&](const auto&... q) {
+                return variable_list{backward_op().call(grads[0], saved[0], q...)};
+              },
+              p);
+        })[0];
   }
+
   static Tensor autograd_backward(const Tensor& grad_output, const Tensor& input, P... params,
                                   int64_t dim) {
-    return BackwardFunction::apply(grad_output, input, params..., dim);
+    return differentiable(
+        name("_backward"), {grad_output, input}, {saved_input(0), saved_input(1)},
+        [&]() -> variable_list {
+          return {backward_op().call(grad_output, input, params..., dim)};
+        },
+        [p = OwnedParams<P..., int64_t>(params..., dim)](const variable_list& grads,
+                                                         const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor(), Tensor()};
+          return std::apply(
+              [&](const auto&... q) {
+                auto [grad_grad_output, grad_input] =
+                    double_backward_op().call(grads[0], saved[0], saved[1], q...);
+                return variable_list{grad_grad_output, grad_input};
+              },
+              p);
+        })[0];
   }
+
   // Derivatives above the second: the same formulas evaluated on tensors, which autograd
   // differentiates; otherwise the fused kernel.
   static TensorPair autograd_double_backward(const Tensor& grad_grad_input,
@@ -350,11 +276,45 @@ struct Gated<Op, c10::guts::typelist::typelist<P...>> {
     return double_backward_op().call(grad_grad_input, grad_output, input, params..., dim);
   }
   static Tensor autograd_forward_split(const Tensor& gate, const Tensor& up, P... params) {
-    return ForwardSplitFunction::apply(gate, up, params...);
+    return differentiable(
+        name(".split"), {gate, up}, {saved_input(0), saved_input(1)},
+        [&]() -> variable_list { return {forward_split_op().call(gate, up, params...)}; },
+        [p = OwnedParams<P...>(params...)](const variable_list& grads,
+                                           const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor(), Tensor()};
+          return std::apply(
+              [&](const auto&... q) {
+                auto [grad_gate, grad_up] =
+                    backward_split_op().call(grads[0], saved[0], saved[1], q...);
+                return variable_list{grad_gate, grad_up};
+              },
+              p);
+        })[0];
   }
+
   static TensorPair autograd_backward_split(const Tensor& grad_output, const Tensor& gate,
                                             const Tensor& up, P... params) {
-    auto out = BackwardSplitFunction::apply(grad_output, gate, up, params...);
+    auto out = differentiable(
+        name("_backward.split"), {grad_output, gate, up},
+        {saved_input(0), saved_input(1), saved_input(2)},
+        [&]() -> variable_list {
+          auto [grad_gate, grad_up] = backward_split_op().call(grad_output, gate, up, params...);
+          return {grad_gate, grad_up};
+        },
+        [p = OwnedParams<P...>(params...)](const variable_list& grads,
+                                           const variable_list& saved) {
+          if (!grads[0].defined() && !grads[1].defined())
+            return variable_list{Tensor(), Tensor(), Tensor()};
+          const Tensor& gate = saved[1];
+          return std::apply(
+              [&](const auto&... q) {
+                auto [grad_grad_output, grad_gate, grad_up] = double_backward_split_op().call(
+                    or_zeros(grads[0], gate), or_zeros(grads[1], gate), saved[0], gate,
+                    saved[2], q...);
+                return variable_list{grad_grad_output, grad_gate, grad_up};
+              },
+              p);
+        });
     return {out[0], out[1]};
   }
   static TensorTriple autograd_double_backward_split(const Tensor& grad_grad_gate,

@@ -57,41 +57,30 @@ const auto& with_noise_op() {
 }
 
 // The noise is a constant of the graph: no gradient flows to it.
-struct WithNoiseFunction : torch::autograd::Function<WithNoiseFunction> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& noise) {
-    ctx->save_for_backward({input, noise});
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return with_noise_op().call(input, noise);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (!grads[0].defined()) return {Tensor(), Tensor()};
-    const auto saved = ctx->get_saved_variables();
-    return {with_noise_backward_op().call(grads[0], saved[0], saved[1]), Tensor()};
-  }
-};
+Tensor autograd_with_noise(const Tensor& input, const Tensor& noise) {
+  return differentiable(
+      "rrelu_with_noise", {input, noise}, {saved_input(0), saved_input(1)},
+      [&]() -> variable_list { return {with_noise_op().call(input, noise)}; },
+      [](const variable_list& grads, const variable_list& saved) {
+        if (!grads[0].defined()) return variable_list{Tensor(), Tensor()};
+        return variable_list{with_noise_backward_op().call(grads[0], saved[0], saved[1]),
+                             Tensor()};
+      })[0];
+}
 
 // d(grad_input)/d(grad_output) is the same map again; d/d(input) is 0 (piecewise linear).
-struct WithNoiseBackwardFunction : torch::autograd::Function<WithNoiseBackwardFunction> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& input,
-                        const Tensor& noise) {
-    ctx->save_for_backward({input, noise});
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return with_noise_backward_op().call(grad_output, input, noise);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
-    const auto saved = ctx->get_saved_variables();
-    return {with_noise_backward_op().call(grads[0], saved[0], saved[1]),
-            at::zeros_like(saved[0]), Tensor()};
-  }
-};
-
-Tensor autograd_with_noise(const Tensor& input, const Tensor& noise) {
-  return WithNoiseFunction::apply(input, noise);
-}
 Tensor autograd_with_noise_backward(const Tensor& grad_output, const Tensor& input,
                                     const Tensor& noise) {
-  return WithNoiseBackwardFunction::apply(grad_output, input, noise);
+  return differentiable(
+      "rrelu_with_noise_backward", {grad_output, input, noise}, {saved_input(1), saved_input(2)},
+      [&]() -> variable_list {
+        return {with_noise_backward_op().call(grad_output, input, noise)};
+      },
+      [](const variable_list& grads, const variable_list& saved) {
+        if (!grads[0].defined()) return variable_list{Tensor(), Tensor(), Tensor()};
+        return variable_list{with_noise_backward_op().call(grads[0], saved[0], saved[1]),
+                             at::zeros_like(saved[0]), Tensor()};
+      })[0];
 }
 
 // ---- composites ----

@@ -11,7 +11,7 @@
 // (tanh, sigmoid and relu's backward ops take the forward output in place of the input, as
 // torch's)
 // with one kernel for CPU, CUDA and Meta (the Meta run allocates outputs only) and a C++
-// autograd Function under the Autograd key whose backward calls the next op down.
+// autograd node (autograd.h) under the Autograd key whose backward calls the next op down.
 #include <c10/util/TypeList.h>
 #include <c10/util/TypeTraits.h>
 
@@ -156,86 +156,39 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
 
   // ---- autograd ----
 
-  // Saves the input, or the output where the backward is a function of it.
-  struct ForwardFunction : torch::autograd::Function<ForwardFunction> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& input, P... params) {
-      save_params(ctx, params...);
-      at::AutoDispatchBelowADInplaceOrView guard;
-      Tensor output = forward_op().call(input, params...);
-      ctx->save_for_backward({SavesOutput<Act>::value ? output : input});
-      return output;
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const Tensor saved = ctx->get_saved_variables()[0];
-      variable_list result{Tensor()};
-      if (grads[0].defined()) {
-        result[0] = std::apply(
-            [&](const P&... p) { return backward_op<Primary>().call(grads[0], saved, p...); },
-            load_params<P...>(ctx));
-      }
-      append_no_grads<P...>(result);
-      return result;
-    }
-  };
-
-  template <class V>
-  struct BackwardFunction : torch::autograd::Function<BackwardFunction<V>> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& saved,
-                          P... params) {
-      ctx->save_for_backward({grad_output, saved});
-      save_params(ctx, params...);
-      at::AutoDispatchBelowADInplaceOrView guard;
-      return backward_op<V>().call(grad_output, saved, params...);
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      const auto saved = ctx->get_saved_variables();
-      variable_list result{Tensor(), Tensor()};
-      if (grads[0].defined()) {
-        auto [grad_grad_output, grad_saved] = std::apply(
-            [&](const P&... p) {
-              return double_backward_op<V>().call(grads[0], saved[0], saved[1], p...);
-            },
-            load_params<P...>(ctx));
-        result = {grad_grad_output, grad_saved};
-      }
-      append_no_grads<P...>(result);
-      return result;
-    }
-  };
-
-  // The in-place op's node, built as torch's generated in-place autograd does: it saves the
-  // result (a view's result too, without a reference cycle) or a copy of the input taken
-  // before the kernel overwrote it, and calls the matching backward op.
-  struct InplaceBackward : torch::autograd::Node {
-    torch::autograd::SavedVariable saved;
-    std::tuple<P...> params;
-    variable_list apply(variable_list&& grads) override {
-      std::lock_guard<std::mutex> lock(mutex_);
-      const Tensor saved_tensor = saved.unpack(shared_from_this());
-      variable_list result{Tensor()};
-      if (grads[0].defined() && task_should_compute_output(0)) {
-        result[0] = std::apply(
-            [&](const P&... p) {
-              return backward_op<InplaceVariant>().call(grads[0], saved_tensor, p...);
-            },
-            params);
-      }
-      return result;
-    }
-    std::string name() const override { return qualified(Op::name, "_Backward"); }
-    void release_variables() override {
-      std::lock_guard<std::mutex> lock(mutex_);
-      saved.reset_data();
-    }
-  };
-
   static Tensor autograd_forward(const Tensor& input, P... params) {
-    return ForwardFunction::apply(input, params...);
+    constexpr bool from_output = SavesOutput<Act>::value;
+    return differentiable(
+        name(""), {input}, {from_output ? saved_output(0) : saved_input(0)},
+        [&]() -> variable_list { return {forward_op().call(input, params...)}; },
+        [p = OwnedParams<P...>(params...)](const variable_list& grads, const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor()};
+          return std::apply(
+              [&](const auto&... q) {
+                return variable_list{backward_op<Primary>().call(grads[0], saved[0], q...)};
+              },
+              p);
+        })[0];
   }
+
+  // The backward op's own backward: its double-backward op.
   template <class V>
   static Tensor autograd_backward(const Tensor& grad_output, const Tensor& saved, P... params) {
-    return BackwardFunction<V>::apply(grad_output, saved, params...);
+    return differentiable(
+        name(V::kSuffix), {grad_output, saved}, {saved_input(0), saved_input(1)},
+        [&]() -> variable_list { return {backward_op<V>().call(grad_output, saved, params...)}; },
+        [p = OwnedParams<P...>(params...)](const variable_list& grads, const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor(), Tensor()};
+          return std::apply(
+              [&](const auto&... q) {
+                auto [grad_grad_output, grad_saved] =
+                    double_backward_op<V>().call(grads[0], saved[0], saved[1], q...);
+                return variable_list{grad_grad_output, grad_saved};
+              },
+              p);
+        })[0];
   }
+
   // Derivatives above the second: the same formulas evaluated on tensors, which autograd
   // differentiates; otherwise the fused kernel.
   template <class V>
@@ -253,31 +206,21 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     return double_backward_op<V>().call(grad_grad_input, grad_output, saved, params...);
   }
 
-  // In-place under autograd: torch's checks (a leaf, or a view of one, that requires grad
-  // raises), the kernel in place, the version bump, and with grad a new history for the
-  // input through InplaceBackward.
+  // In-place under autograd, saving what torch's in-place op saves: the result where the
+  // activation differentiates from it (relu_, leaky_relu_, the elu family), else a copy of
+  // the input.
   static void autograd_forward_(Tensor& input, P... params) {
-    const bool requires_grad = torch::autograd::compute_requires_grad(input);
-    torch::autograd::check_inplace(input, requires_grad);
-    std::shared_ptr<InplaceBackward> grad_fn;
-    Tensor original;
-    if (requires_grad) {
-      if constexpr (!kInplaceSavesResult) original = input.clone();
-      grad_fn = std::shared_ptr<InplaceBackward>(new InplaceBackward(), torch::autograd::deleteNode);
-      grad_fn->set_next_edges(torch::autograd::collect_next_edges(input));
-      grad_fn->params = std::make_tuple(params...);
-    }
-    {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      inplace_op().call(input, params...);
-    }
-    torch::autograd::increment_version(input);
-    if (grad_fn) {
-      torch::autograd::rebase_history(input, grad_fn);
-      grad_fn->saved = kInplaceSavesResult
-                           ? torch::autograd::SavedVariable(input, true, input.is_view())
-                           : torch::autograd::SavedVariable(original, false);
-    }
+    differentiable_inplace(
+        name("_"), input, kInplaceSavesResult, [&] { inplace_op().call(input, params...); },
+        [p = OwnedParams<P...>(params...)](const variable_list& grads, const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor()};
+          return std::apply(
+              [&](const auto&... q) {
+                return variable_list{
+                    backward_op<InplaceVariant>().call(grads[0], saved[0], q...)};
+              },
+              p);
+        });
   }
 
   // ---- registration ----

@@ -105,22 +105,15 @@ struct Weighted {
     return op;
   }
 
-  struct ForwardFunction : torch::autograd::Function<ForwardFunction> {
-    static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight) {
-      ctx->save_for_backward({input, weight});
-      at::AutoDispatchBelowADInplaceOrView guard;
-      return forward_op().call(input, weight);
-    }
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-      if (!grads[0].defined()) return {Tensor(), Tensor()};
-      const auto saved = ctx->get_saved_variables();
-      auto [grad_input, grad_weight] = backward_op().call(grads[0], saved[0], saved[1]);
-      return {grad_input, grad_weight};
-    }
-  };
-
   static Tensor autograd_forward(const Tensor& input, const Tensor& weight) {
-    return ForwardFunction::apply(input, weight);
+    return differentiable(
+        std::string(Op::name), {input, weight}, {saved_input(0), saved_input(1)},
+        [&]() -> variable_list { return {forward_op().call(input, weight)}; },
+        [](const variable_list& grads, const variable_list& saved) {
+          if (!grads[0].defined()) return variable_list{Tensor(), Tensor()};
+          auto [grad_input, grad_weight] = backward_op().call(grads[0], saved[0], saved[1]);
+          return variable_list{grad_input, grad_weight};
+        })[0];
   }
 
   // With grad (double backward): the same formulas on tensors, which autograd
