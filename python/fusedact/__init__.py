@@ -7,8 +7,10 @@ import torch  # noqa: F401  (the extension links against torch's libraries)
 
 from . import _C  # noqa: F401  (registers torch.ops.fusedact.*)
 from . import functional, nn, registry
+from . import _functorch  # noqa: F401  (torch.func.vmap rules)
 
 __all__ = ["functional", "nn", "registry", "ops"]
 __version__ = "0.1.0"
 
 ops = torch.ops.fusedact
+

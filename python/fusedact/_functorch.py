@@ -1,0 +1,100 @@
+"""torch.func.vmap batching rules for the fusedact ops, generated from the registry.
+
+Elementwise ops (the unary ops, their backward and in-place forms, the gated `.split`
+overloads and rrelu_with_noise) run once on the whole batch: every tensor argument is
+brought to a leading batch dim. Packed gated ops do the same and shift a non-negative
+`dim` past the batch dim. The weighted ops (prelu, learnable_swish), whose weight follows
+dimension 1 of each sample, use torch's fallback (one call per sample), which is correct
+but slower. torch.func.grad / vjp / jacrev need nothing here: the C++ autograd nodes
+(csrc/autograd.h) support them.
+"""
+
+import torch
+
+from .registry import OPS
+
+_ops = torch.ops.fusedact
+
+
+def _batched_to_front(args, in_dims, batch_size):
+    """Tensor args with their batch dim first (expanded where unbatched); others as given."""
+    out = []
+    for arg, bdim in zip(args, in_dims):
+        if isinstance(arg, torch.Tensor):
+            if bdim is None:
+                arg = arg.unsqueeze(0).expand(batch_size, *arg.shape)
+            else:
+                arg = arg.movedim(bdim, 0)
+        out.append(arg)
+    return out
+
+
+def _out_dims(schema):
+    returns = len(schema.returns)
+    return 0 if returns == 1 else (0,) * returns
+
+
+def _elementwise_rule(overload):
+    schema = overload._schema
+    mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
+
+    def rule(info, in_dims, *args, **kwargs):
+        if mutates:
+            # The mutated tensor is the only tensor argument; it is modified in place whatever
+            # its layout, so no data moves.
+            overload(*args, **kwargs)
+            return None, None
+        result = overload(*_batched_to_front(args, in_dims, info.batch_size), **kwargs)
+        return result, _out_dims(schema)
+
+    return rule
+
+
+def _packed_gated_rule(overload):
+    schema = overload._schema
+    names = [a.name for a in schema.arguments]
+    dim_index = names.index("dim")
+    dim_default = schema.arguments[dim_index].default_value
+
+    def rule(info, in_dims, *args, **kwargs):
+        args = _batched_to_front(args, in_dims, info.batch_size)
+        if len(args) > dim_index:
+            dim = args[dim_index]
+            args[dim_index] = dim + 1 if dim >= 0 else dim
+        else:
+            dim = kwargs.get("dim", dim_default)
+            kwargs = {**kwargs, "dim": dim + 1 if dim >= 0 else dim}
+        return overload(*args, **kwargs), _out_dims(schema)
+
+    return rule
+
+
+def _op_names(spec):
+    """Names of the ops in torch.ops.fusedact that belong to this spec."""
+    suffixes = ["", "_", "_backward", "_double_backward", "_result_backward",
+                "_result_double_backward", "_with_noise", "_with_noise_backward"]
+    names = [spec.name + s for s in suffixes]
+    return [n for n in names if hasattr(_ops, n)]
+
+
+def _register():
+    for spec in OPS:
+        if spec.kind == "weighted":
+            continue
+        for name in _op_names(spec):
+            packet = getattr(_ops, name)
+            for overload_name in packet.overloads():
+                overload = getattr(packet, overload_name)
+                if overload.has_kernel_for_dispatch_key(
+                    torch._C.DispatchKey.CompositeImplicitAutograd
+                ):
+                    continue  # decomposes into ops that have rules (rrelu, rrelu_)
+                argument_names = [a.name for a in overload._schema.arguments]
+                if spec.kind == "gated" and "dim" in argument_names:
+                    rule = _packed_gated_rule(overload)
+                else:
+                    rule = _elementwise_rule(overload)
+                torch.library.register_vmap(overload, rule)
+
+
+_register()
