@@ -14,3 +14,9 @@ __version__ = "0.1.0"
 
 ops = torch.ops.fusedact
 
+# DTensor sharding rules (fusedact.distributed). Cheap here: the rules are registered when
+# torch.distributed.tensor is imported, which fusedact itself never does.
+if torch.distributed.is_available():
+    from . import distributed as _distributed
+
+    _distributed.install()

@@ -11,9 +11,8 @@ but slower. torch.func.grad / vjp / jacrev need nothing here: the C++ autograd n
 
 import torch
 
-from .registry import OPS
+from .registry import OPS, overloads
 
-_ops = torch.ops.fusedact
 
 
 def _batched_to_front(args, in_dims, batch_size):
@@ -69,32 +68,19 @@ def _packed_gated_rule(overload):
     return rule
 
 
-def _op_names(spec):
-    """Names of the ops in torch.ops.fusedact that belong to this spec."""
-    suffixes = ["", "_", "_backward", "_double_backward", "_result_backward",
-                "_result_double_backward", "_with_noise", "_with_noise_backward"]
-    names = [spec.name + s for s in suffixes]
-    return [n for n in names if hasattr(_ops, n)]
-
-
 def _register():
     for spec in OPS:
         if spec.kind == "weighted":
             continue
-        for name in _op_names(spec):
-            packet = getattr(_ops, name)
-            for overload_name in packet.overloads():
-                overload = getattr(packet, overload_name)
-                if overload.has_kernel_for_dispatch_key(
-                    torch._C.DispatchKey.CompositeImplicitAutograd
-                ):
-                    continue  # decomposes into ops that have rules (rrelu, rrelu_)
-                argument_names = [a.name for a in overload._schema.arguments]
-                if spec.kind == "gated" and "dim" in argument_names:
-                    rule = _packed_gated_rule(overload)
-                else:
-                    rule = _elementwise_rule(overload)
-                torch.library.register_vmap(overload, rule)
+        for overload in overloads(spec):
+            if overload.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd):
+                continue  # decomposes into ops that have rules (rrelu, rrelu_)
+            argument_names = [a.name for a in overload._schema.arguments]
+            if spec.kind == "gated" and "dim" in argument_names:
+                rule = _packed_gated_rule(overload)
+            else:
+                rule = _elementwise_rule(overload)
+            torch.library.register_vmap(overload, rule)
 
 
 _register()

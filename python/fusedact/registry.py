@@ -396,3 +396,28 @@ def call(spec: OpSpec, x: torch.Tensor, dim: Optional[int] = None, **params) -> 
     if spec.kind == "gated":
         return spec.op(x, **params, dim=-1 if dim is None else dim)
     return spec.op(x, **params)
+
+
+# The op names derived from each row X (DESIGN.md section 2): the op, its in-place form,
+# its backward ops and those of its in-place form, rrelu's noise ops.
+DERIVED_SUFFIXES = (
+    "",
+    "_",
+    "_backward",
+    "_double_backward",
+    "_result_backward",
+    "_result_double_backward",
+    "_with_noise",
+    "_with_noise_backward",
+)
+
+
+def overloads(spec: OpSpec):
+    """Every OpOverload the extension registers for this row (X, X.split, X_, X_backward, ...)."""
+    namespace = torch.ops.fusedact
+    for suffix in DERIVED_SUFFIXES:
+        if not hasattr(namespace, spec.name + suffix):
+            continue
+        packet = getattr(namespace, spec.name + suffix)
+        for overload_name in packet.overloads():
+            yield getattr(packet, overload_name)
