@@ -426,7 +426,8 @@ struct LeakyRelu {
   template <class T>
   FUSEDACT_HD T d2(T x) const {
     return Math<T>::zero_like(x);
-  }  // From the output (the in-place op's backward, as torch's): with a slope >= 0, y > 0
+  }
+  // From the output (the in-place op's backward, as torch's): with a slope >= 0, y > 0
   // exactly where x > 0, so the same expressions apply to y.
   FUSEDACT_HD bool output_determines_derivative() const { return negative_slope >= 0; }
   template <class T>
