@@ -21,9 +21,11 @@ def build_with_cuda() -> bool:
 
 
 def extension():
-    sources = sorted(glob.glob("csrc/*.cpp"))
+    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
-    cxx_flags = ["-O3", "-std=c++17"]
+    # OpenMP: at::parallel_for is inline and runs serially in code built without it.
+    cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
+    link_flags = ["-fopenmp"]
     if build_with_cuda():
         return cpp_extension.CUDAExtension(
             "fusedact._C",
@@ -31,9 +33,14 @@ def extension():
             include_dirs=include_dirs,
             define_macros=[("FUSEDACT_WITH_CUDA", None)],
             extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17"]},
+            extra_link_args=link_flags,
         )
     return cpp_extension.CppExtension(
-        "fusedact._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx_flags}
+        "fusedact._C",
+        sources,
+        include_dirs=include_dirs,
+        extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=link_flags,
     )
 
 

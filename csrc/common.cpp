@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <ATen/Version.h>
+
 #include <cstdlib>
 #include <limits>
 
@@ -8,6 +10,19 @@ namespace fusedact {
 namespace detail {
 void ensure_registered() {}
 }  // namespace detail
+
+namespace cpu {
+SimdLevel simd_level() {
+  // torch's own choice for its CPU kernels: the hardware's, or ATEN_CPU_CAPABILITY's.
+  static const SimdLevel level = [] {
+    const std::string capability = at::get_cpu_capability();
+    if (FUSEDACT_CPU_SIMD && capability == "AVX512") return SimdLevel::kAvx512;
+    if (FUSEDACT_CPU_SIMD && capability == "AVX2") return SimdLevel::kAvx2;
+    return SimdLevel::kNone;
+  }();
+  return level;
+}
+}  // namespace cpu
 
 bool gelu_is_tanh(const char* op, std::string_view approximate) {
   if (approximate == "none") return false;

@@ -1,4 +1,5 @@
-// The generic CPU kernel: one elementwise map over [rows, cols], parallel over elements.
+// The generic CPU kernel: one elementwise map over [rows, cols], parallel over elements,
+// on SIMD vectors where vectorized.h has the kernel, else one element at a time.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -8,6 +9,8 @@
 #include <cstdint>
 
 #include <fusedact/elementwise.h>
+
+#include "vectorized.h"
 
 namespace fusedact {
 namespace cpu {
@@ -19,6 +22,18 @@ constexpr int64_t kGrainSize = 16384;
 template <class scalar_t, class Kernel>
 void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
                  const Operand* outputs) {
+#if FUSEDACT_CPU_SIMD
+  if constexpr (HasSimdKernel<Kernel>::value && kSimdType<scalar_t>) {
+    switch (simd_allowed(kernel) ? simd_level() : SimdLevel::kNone) {
+      case SimdLevel::kAvx512:
+        return AVX512::elementwise<scalar_t>(kernel, rows, cols, inputs, outputs);
+      case SimdLevel::kAvx2:
+        return AVX2::elementwise<scalar_t>(kernel, rows, cols, inputs, outputs);
+      case SimdLevel::kNone:
+        break;
+    }
+  }
+#endif
   using opmath_t = at::opmath_type<scalar_t>;
   constexpr int kIn = Kernel::kInputs, kOut = Kernel::kOutputs;
   at::parallel_for(0, rows * cols, kGrainSize, [&](int64_t begin, int64_t end) {

@@ -115,6 +115,11 @@ FUSEDACT_HD void tanh_sech2(T u, T& t, T& sech2) {
 struct Gelu {
   bool tanh_approx = false;
 
+  // The SIMD CPU kernels (SLEEF's tanh) may not run tanh-GELU: its derivative cancels in
+  // 1 - tanh^2 for x < -5, where SLEEF's and libm's tanh differ in the last bit, and torch's
+  // own CPU kernel takes libm for the tail of every row; the scalar kernel keeps matching it.
+  FUSEDACT_HD bool simd_allowed() const { return !tanh_approx; }
+
   // u = k*(x + c*x^3) and its first two derivatives.
   template <class T>
   FUSEDACT_HD static void inner(T x, T& u, T& du, T& ddu) {
