@@ -1,7 +1,11 @@
 # fusedact: every target does its own set-up, idempotently.
 #   make test    virtualenv + pinned requirements, build (extension + C++ library/tests), ctest, pytest,
 #                and the installed C++ package with examples/cpp
-#   make bench   same set-up, then the benchmark (table on stdout, JSON + markdown under benchmarks/results)
+#   make bench   same set-up, then the benchmark (table on stdout; JSON, markdown and a plot
+#                under benchmarks/results)
+#   make gpu-check PYTHON=python3 OUT=<dir>
+#                on a GPU host: build for the local GPU, CUDA tests, compute-sanitizer, the CUDA
+#                benchmark; logs, results and summary.txt in <dir> (see "GPU check" below)
 # Offline hosts with torch already installed: `make test PYTHON=python3` uses that interpreter
 # and installs nothing.
 
@@ -22,7 +26,8 @@ JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 PYTEST_ARGS ?=
 
-.PHONY: all setup build ext cpp example-cpp test test-cpp test-python bench clean
+.PHONY: all setup build ext cpp example-cpp test test-cpp test-python bench clean \
+  gpu-check gpu-build gpu-test gpu-sanitize gpu-bench gpu-summary
 
 all: build
 
@@ -77,8 +82,79 @@ test-cpp:
 test-python:
 	PYTHONPATH=python $(PY) -m pytest tests/python -q $(PYTEST_ARGS)
 
+# BENCH_ARGS adds options, e.g. BENCH_ARGS="--no-compile --dtypes float32" (see bench.py --help).
+BENCH_ARGS ?=
 bench: ext
-	PYTHONPATH=python $(PY) benchmarks/bench.py --out benchmarks/results
+	PYTHONPATH=python $(PY) benchmarks/bench.py --out benchmarks/results $(BENCH_ARGS)
+
+# ---------------------------------------------------------------------------------------------
+# GPU check, for a GPU host (offline, torch preinstalled):
+#   make gpu-check PYTHON=python3 OUT=<dir>
+# Steps, each logged to <dir>: gpu-build (the extension for the local GPU's architecture only),
+# gpu-test (pytest -k cuda, with a junit xml), gpu-sanitize (compute-sanitizer memcheck,
+# racecheck and initcheck over SANITIZER_TESTS with torch's caching allocator off), gpu-bench
+# (benchmarks/bench.py --device cuda, results into <dir>). A failing step does not stop the
+# next ones; gpu-summary writes <dir>/summary.txt and fails if any step failed. The steps are
+# targets of their own too (e.g. `make gpu-build gpu-test gpu-summary ...` when time is short).
+OUT ?= gpu-check-out
+GPU_OUT = $(abspath $(OUT))
+GPU_BENCH_ARGS ?=
+SANITIZER ?= $(or $(shell command -v compute-sanitizer 2>/dev/null),/usr/local/cuda/bin/compute-sanitizer)
+SANITIZER_FLAGS ?=
+SANITIZER_TESTS ?= tests/python/test_forward_backward.py tests/python/test_prelu.py \
+  tests/python/test_learnable_swish.py tests/python/test_rrelu.py
+SANITIZER_K ?= cuda and not f64 and not f16
+# The local GPU's compute capability, e.g. 9.0 (empty when torch sees no GPU).
+GPU_ARCH = $(shell $(PY) -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null)
+# $(GPU_STEP) NAME LOG COMMAND...: runs COMMAND with its output in LOG, appends
+# "NAME: ok|FAILED (exit N), seconds, LOG" to $(GPU_OUT)/steps.txt, and never fails itself.
+export FUSEDACT_GPU_STEP = name=$$1 log=$$2; shift 2; mkdir -p "$$(dirname "$$log")"; echo "== gpu-check: $$name (log: $$log)"; \
+  start=$$SECONDS; "$$@" > "$$log" 2>&1; rc=$$?; tail -n 5 "$$log"; \
+  if [ $$rc -eq 0 ]; then st=ok; else st="FAILED (exit $$rc)"; fi; \
+  echo "$$name: $$st, $$((SECONDS - start)) s, $$log" | tee -a "$$(dirname "$$log")/steps.txt"
+GPU_STEP = bash -c "$$FUSEDACT_GPU_STEP" gpu-step
+
+gpu-check:
+	mkdir -p $(GPU_OUT) && rm -f $(GPU_OUT)/steps.txt
+	$(MAKE) --no-print-directory -j1 gpu-build gpu-test gpu-sanitize gpu-bench OUT=$(GPU_OUT)
+	$(MAKE) --no-print-directory gpu-summary OUT=$(GPU_OUT)
+
+gpu-build:
+	$(GPU_STEP) build $(GPU_OUT)/build.log env TORCH_CUDA_ARCH_LIST="$(GPU_ARCH)" MAX_JOBS=$(JOBS) \
+	  $(PY) setup.py build_ext --inplace --build-temp $(BUILD_DIR)/setuptools
+	$(GPU_STEP) cuda-smoke $(GPU_OUT)/cuda-smoke.log env PYTHONPATH=python $(PY) -c "import torch, fusedact; \
+	  y = torch.ops.fusedact.swiglu(torch.randn(4, 8, device='cuda')); torch.cuda.synchronize(); \
+	  print('fusedact runs on', torch.cuda.get_device_name(), 'capability', torch.cuda.get_device_capability())"
+
+gpu-test:
+	$(GPU_STEP) pytest-cuda $(GPU_OUT)/pytest-cuda.log env PYTHONPATH=python \
+	  $(PY) -m pytest tests/python -k cuda -q -rfEs -p no:cacheprovider --junitxml=$(GPU_OUT)/pytest-cuda.xml
+
+gpu-sanitize:
+	for tool in memcheck racecheck initcheck; do \
+	  $(GPU_STEP) sanitizer-$$tool $(GPU_OUT)/sanitizer-$$tool.log env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
+	    PYTHONPATH=python $(SANITIZER) --tool $$tool --error-exitcode 1 --print-limit 50 $(SANITIZER_FLAGS) \
+	    $(PY) -m pytest $(SANITIZER_TESTS) -k "$(SANITIZER_K)" -q -p no:cacheprovider; \
+	done
+
+gpu-bench:
+	$(GPU_STEP) bench $(GPU_OUT)/bench.log env PYTHONPATH=python PYTHONUNBUFFERED=1 \
+	  $(PY) benchmarks/bench.py --device cuda --out $(GPU_OUT) $(GPU_BENCH_ARGS)
+
+gpu-summary:
+	@{ echo "fusedact gpu-check, $$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $$(git rev-parse --short HEAD 2>/dev/null)"; \
+	  $(PY) -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "|", \
+	    torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")' 2>&1; \
+	  echo; cat $(GPU_OUT)/steps.txt 2>/dev/null || echo "no steps ran"; \
+	  for t in memcheck racecheck initcheck; do \
+	    f=$(GPU_OUT)/sanitizer-$$t.log; [ -f $$f ] && echo "$$t: $$(grep -h 'ERROR SUMMARY' $$f | tail -n 1)"; done; \
+	  [ -f $(GPU_OUT)/pytest-cuda.log ] && echo "pytest: $$(tail -n 1 $(GPU_OUT)/pytest-cuda.log)"; \
+	  [ -f $(GPU_OUT)/bench.log ] && { echo; sed -n '/^== issue targets/,/^(/p' $(GPU_OUT)/bench.log; }; \
+	  true; } > $(GPU_OUT)/summary.txt
+	@cat $(GPU_OUT)/summary.txt
+	@if grep -q FAILED $(GPU_OUT)/steps.txt 2>/dev/null; then echo "gpu-check: FAILED"; exit 1; \
+	  elif [ ! -s $(GPU_OUT)/steps.txt ]; then echo "gpu-check: no step ran"; exit 1; \
+	  else echo "gpu-check: all steps ok"; fi
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log python/fusedact/_C*.so

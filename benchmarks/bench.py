@@ -1,32 +1,55 @@
-"""fusedact vs torch: forward/backward time, achieved bandwidth and max error per op.
+"""fusedact vs torch, torch.compile and Liger-Kernel: time, bandwidth, memory, overhead.
 
 Run from the repository root (what `make bench` does):
 
     PYTHONPATH=python .venv/bin/python benchmarks/bench.py --out benchmarks/results
 
-For every op and parameter set of `fusedact.registry`, on every device present (CPU always,
-CUDA when available) and for float32 and bfloat16, it measures
+What it measures, per device (CPU always, CUDA when present; `--device` picks):
 
-- forward: the fused op vs the torch built-in (unary: F.gelu, F.silu, ...; glu: F.glu;
-  the other gated ops: the eager composition from the registry, e.g. chunk + F.silu(a) * b);
-- backward: the input gradient of each, timed alone (see `_backward_fn`);
-- achieved bandwidth from the fewest bytes each op must move (DESIGN.md section 6) and its
-  fraction of a plain copy (`x.clone()`) of the same input measured in the same run;
-- the max abs difference of our output and input gradient from torch's.
+- every op of `fusedact.registry`: the unary ops, the gated ops on a packed (tokens, 2d)
+  input, prelu and learnable_swish with a per-channel weight (input (batch, 64, length)),
+  rrelu in training mode; each with its default parameters and every parameter set that
+  selects another formula (gelu/geglu approximate='tanh'; `--all-params` sweeps them all);
+- forward, backward, and for the gated ops forward+backward; float32 and bfloat16, plus
+  float16 on CUDA (`--dtypes`);
+- sizes: a large tensor (2^24 output elements on CPU, 2^26 on CUDA) for every op, and the
+  LLM shapes tokens x d (tokens 7, 83, 2048, 8192; d 4096, 14336) for the gated ops and
+  gelu/silu;
+- contenders: fusedact; the torch built-in (the registry's `reference`: F.gelu, ...; for
+  the gated ops the eager composition chunk + F.silu(a) * b etc.); torch.compile of that
+  same function (compiled once per op/shape/dtype and warmed up, its compile time excluded
+  from the timings; `--no-compile` skips it); torch's fused F.glu for glu; and on CUDA
+  Liger-Kernel's swiglu and (tanh) geglu on separate contiguous gate/up tensors, its natural
+  input, when the package is importable (a note in the output says when it is not);
+- time: one process; every contender and a copy of the same byte count interleaved rep by
+  rep (the order alternating); warm-up first; the median of many reps. CUDA: CUDA events
+  around each call, queued behind a spin kernel so that only GPU time is measured, and
+  inputs rotated over enough buffers to cover twice the L2 cache, so each rep reads cold
+  data. CPU: a wall clock, one buffer (timings on small shared machines are noisy: read
+  the ratios). The forward runs on inputs that require grad (the training forward);
+  backward is torch.autograd.grad on a retained graph (the forward outside the timed call);
+  forward+backward is both in one timed call;
+- bandwidth from the fewest bytes each op must move (`counted_bytes`), and its fraction of
+  the bandwidth of a device-to-device copy (`x.clone()`) of the same byte count, measured
+  in the same reps;
+- peak memory of forward+backward of the gated ops vs the eager composition (CUDA:
+  torch.cuda.max_memory_allocated; CPU: the allocations the torch profiler records, after
+  a self-check that says when it cannot be trusted);
+- per-call overhead on a 1-element tensor vs F.gelu;
+- the check of the performance issue's targets, PASS or MISS with the measured figure (a
+  MISS never changes the exit status).
 
-Method: one process; ours, torch and the copy interleaved rep by rep (alternating the
-order); warm-up first; the median of many repetitions. CUDA is timed with CUDA events around
-each call (see `Timer`), CPU with a wall clock. CPU timings on small shared machines are noisy: read the
-ratios, not the absolute times.
-
-Writes a plain-text table to stdout and, per device, <out>/<device>-<YYYY-MM-DD>.json and
-.md with the same table.
+Writes a table to stdout (a progress bar to stderr) and, per device, under --out:
+<device>-<date>.json, .md (with device, torch version, date and command) and .png (fraction
+of copy bandwidth per op at the large size, forward and backward; needs matplotlib).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -38,7 +61,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -50,20 +73,218 @@ if str(_REPO / "python") not in sys.path:
     sys.path.append(str(_REPO / "python"))  # PYTHONPATH, when set, still wins
 
 import fusedact  # noqa: E402  (loads the extension: torch.ops.fusedact.*)
+import fusedact.functional as FA  # noqa: E402
 from fusedact import registry  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_DTYPES = {"cpu": ["float32", "bfloat16"], "cuda": ["float32", "bfloat16", "float16"]}
 
-# Fewest bytes per element, in units of the element size (DESIGN.md section 6).
-# Unary, per element: forward reads x, writes y; backward reads dy and x, writes dx.
-# Gated, per OUTPUT element: forward reads both halves, writes out; backward reads dy and
-# both halves, writes both halves of dx.
-BYTES_PER_ELEM = {
-    ("unary", "forward"): 2,
-    ("unary", "backward"): 3,
-    ("gated", "forward"): 3,
-    ("gated", "backward"): 5,
+LLM_TOKENS = (7, 83, 2048, 8192)
+LLM_D = (4096, 14336)
+LLM_UNARY = ("gelu", "silu")  # the unary ops also run at the LLM shapes
+QUICK_OPS = ("gelu", "swiglu", "prelu", "rrelu")
+WEIGHT_CHANNELS = 64  # weighted ops: input (batch, 64, length), one weight per channel
+
+DIRECTIONS = ("forward", "backward", "fwd+bwd")
+_DIR = {"forward": "fwd", "backward": "bwd", "fwd+bwd": "fwd+bwd"}
+
+# Baselines: key, column title, description.
+BASELINES = {
+    "torch": ("x torch", "the torch built-in (registry reference; gated: eager composition)"),
+    "compile": ("x compile", "torch.compile of the same function"),
+    "liger": ("x liger", "Liger-Kernel (swiglu; geglu tanh), separate gate/up tensors"),
+    "builtin": ("x F.glu", "torch's fused F.glu (glu only)"),
 }
+
+# Issue targets (DESIGN.md section 6 and the performance issue).
+CPU_UNARY_MIN = 1.0
+CPU_GATED_MIN = 2.0
+OVERHEAD_MAX = 1.25
+CUDA_COPY_FRAC_MIN = 0.90
+CUDA_COPY_MIN_NUMEL = 2**26
+CUDA_GATED_EAGER_MIN = 2.3
+CUDA_GATED_COMPILE_MIN = 1.1
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+@dataclasses.dataclass
+class Case:
+    spec: registry.OpSpec
+    params: dict
+    dtype_name: str
+    shape_kind: str  # "large" or "llm"
+    in_shape: Tuple[int, ...]
+    out_shape: Tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        """"-" for the op's default parameters, else the parameters that differ."""
+        default = {**self.spec.params, **self.spec.param_sets[0]}
+        diff = {k: v for k, v in self.params.items() if default.get(k) != v}
+        return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in diff.items()) or "-"
+
+    @property
+    def numel_out(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def shape_label(self) -> str:
+        return "x".join(map(str, self.out_shape))
+
+    @property
+    def directions(self) -> Tuple[str, ...]:
+        return DIRECTIONS if self.spec.kind == "gated" else DIRECTIONS[:2]
+
+
+def counted_bytes(case: Case, direction: str) -> int:
+    """The fewest bytes the op must move (DESIGN.md section 6), reads plus writes.
+
+    Per output element, in units of the element size s: unary forward 2 (read x, write y),
+    backward 3 (read dy and x or y, write dx); gated forward 3 (read both halves, write
+    out), backward 5 (read dy and both halves, write both halves of dx); weighted as unary
+    plus the C weights (forward reads them, backward reads them and writes their gradient);
+    rrelu in training forward 3 (read x, write y and the slopes it keeps for backward),
+    backward 3 (read dy and the slopes, write dx). forward+backward is the sum.
+    """
+    if direction == "fwd+bwd":
+        return counted_bytes(case, "forward") + counted_bytes(case, "backward")
+    s = DTYPES[case.dtype_name].itemsize
+    n = case.numel_out
+    kind = case.spec.kind
+    if kind == "gated":
+        return (3 if direction == "forward" else 5) * n * s
+    if kind == "random":
+        return 3 * n * s
+    per = 2 if direction == "forward" else 3
+    extra = 0
+    if kind == "weighted":
+        extra = (1 if direction == "forward" else 2) * WEIGHT_CHANNELS * s
+    return per * n * s + extra
+
+
+def _param_sets(spec: registry.OpSpec, all_params: bool) -> List[dict]:
+    """The defaults plus every set that changes a string parameter (a different formula,
+    e.g. approximate='tanh'); numeric parameters do not change the cost."""
+    sets = [dict(p) for p in spec.param_sets]
+    if all_params:
+        return sets
+    default = sets[0]
+    picked = [default]
+    for p in sets[1:]:
+        if any(isinstance(v, str) and v != default.get(k) for k, v in p.items()):
+            picked.append(p)
+    return picked
+
+
+def _large_shapes(spec: registry.OpSpec, numel: int, width: int):
+    if spec.kind == "gated":
+        d = max(1, min(width, numel))
+        tokens = max(1, numel // d)
+        return (tokens, 2 * d), (tokens, d)
+    if spec.kind == "weighted":
+        length = max(1, min(1024, numel // WEIGHT_CHANNELS))
+        batch = max(1, numel // (WEIGHT_CHANNELS * length))
+        shape = (batch, WEIGHT_CHANNELS, length)
+        return shape, shape
+    w = max(1, min(width, numel))
+    shape = (max(1, numel // w), w)
+    return shape, shape
+
+
+def build_cases(device: torch.device, cfg: argparse.Namespace, dtypes: List[str]) -> List[Case]:
+    large = cfg.cuda_size if device.type == "cuda" else cfg.size
+    names = cfg.ops or (list(QUICK_OPS) if cfg.quick else [s.name for s in registry.OPS])
+    specs = [registry.get(n) for n in names]
+    cases: List[Case] = []
+    for dtype_name in dtypes:
+        for spec in specs:
+            for params in _param_sets(spec, cfg.all_params):
+                in_shape, out_shape = _large_shapes(spec, large, cfg.width)
+                cases.append(Case(spec, params, dtype_name, "large", in_shape, out_shape))
+        for spec in specs:
+            if spec.kind != "gated" and spec.name not in LLM_UNARY:
+                continue
+            for params in _param_sets(spec, cfg.all_params):
+                for tokens in cfg.llm_tokens:
+                    for d in cfg.llm_d:
+                        in_shape = (tokens, 2 * d) if spec.kind == "gated" else (tokens, d)
+                        cases.append(Case(spec, params, dtype_name, "llm", in_shape, (tokens, d)))
+    return cases
+
+
+# ----------------------------------------------------------------------------- contenders
+
+
+def _weight_view(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    shape = [1] * x.dim()
+    shape[1] = w.numel()
+    return w.view(shape)
+
+
+def _functions(spec: registry.OpSpec, params: dict):
+    """(ours, torch) as functions of the benchmark's argument tuple."""
+    kind = spec.kind
+    if kind == "unary":
+        return (lambda x: spec.op(x, **params)), (lambda x: spec.reference(x, **params))
+    if kind == "gated":
+        return ((lambda x: spec.op(x, **params, dim=-1)),
+                (lambda x: registry.reference(spec, x, -1, **params)))
+    if kind == "weighted":
+        if spec.name == "prelu":
+            ref = lambda x, w: F.prelu(x, w)  # noqa: E731
+        else:
+            ref = lambda x, w: spec.reference(x, _weight_view(x, w))  # noqa: E731
+        return (lambda x, w: spec.op(x, w)), ref
+    if kind == "random":
+        p = {**spec.params, **params}
+        lower, upper = p["lower"], p["upper"]
+        return ((lambda x: torch.ops.fusedact.rrelu(x, lower, upper, True)),
+                (lambda x: F.rrelu(x, lower, upper, training=True)))
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+_LIGER: Optional[dict] = None
+_LIGER_NOTE = ""
+
+
+def liger_functions() -> dict:
+    """{op name or (name, approximate): autograd.Function.apply} of Liger-Kernel, or {}."""
+    global _LIGER, _LIGER_NOTE
+    if _LIGER is None:
+        _LIGER = {}
+        try:
+            from liger_kernel.ops.geglu import LigerGELUMulFunction
+            from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+        except Exception as exc:  # not installed, or no Triton
+            _LIGER_NOTE = (f"Liger-Kernel not importable ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}): its swiglu/geglu "
+                           "baselines skipped (pip install liger-kernel to add them)")
+        else:
+            import importlib.metadata as md
+            try:
+                version = md.version("liger-kernel")
+            except md.PackageNotFoundError:
+                version = "?"
+            _LIGER = {"swiglu": LigerSiLUMulFunction.apply,
+                      ("geglu", "tanh"): LigerGELUMulFunction.apply}
+            _LIGER_NOTE = (f"Liger-Kernel {version}: swiglu (LigerSiLUMulFunction) and geglu "
+                           "approximate='tanh' (LigerGELUMulFunction, tanh GELU only) on separate "
+                           "contiguous gate/up tensors; its backward writes the gradients into "
+                           "its saved inputs, so in the backward reps it reads the previous "
+                           "rep's gradients as inputs (same bytes, same time)")
+    return _LIGER
+
+
+def _liger_for(case: Case) -> Optional[Callable]:
+    fns = liger_functions()
+    if case.spec.name == "swiglu":
+        return fns.get("swiglu")
+    if case.spec.name == "geglu" and case.params.get("approximate") == "tanh":
+        return fns.get(("geglu", "tanh"))
+    return None
 
 
 # ----------------------------------------------------------------------------- timing
@@ -72,16 +293,18 @@ BYTES_PER_ELEM = {
 class Timer:
     """Times one call on a device: CUDA events on the current stream, or a wall clock.
 
-    On CUDA each timed call is queued behind a short spin kernel, so the GPU is still busy
-    while Python (and, for backward, the autograd engine) issues the call: the start event
-    then fires when the work is already waiting, and the time measured is the GPU's alone,
-    not the host's launch overhead.
+    On CUDA each timed call is queued behind a spin kernel, so the GPU is still busy while
+    Python (and, for backward, the autograd engine) issues the call: the start event then
+    fires when the work is already waiting, and the time measured is the GPU's alone, not
+    the host's launch overhead. The spin lasts at least 300 us and twice the longest host
+    time of a warm-up call of the row (`set_host_time`).
     """
 
-    PREFILL_US = 300.0
+    MIN_PREFILL_US = 300.0
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
+        self._cycles_per_us = 0.0
         self._prefill_cycles = 0
         if self.cuda:
             self._start = torch.cuda.Event(enable_timing=True)
@@ -93,8 +316,13 @@ class Timer:
                 torch.cuda._sleep(cycles)
                 self._end.record()
                 self._end.synchronize()
-                cycles_per_us = cycles / (self._start.elapsed_time(self._end) * 1e3)
-                self._prefill_cycles = int(cycles_per_us * self.PREFILL_US)
+                self._cycles_per_us = cycles / (self._start.elapsed_time(self._end) * 1e3)
+            self.set_host_time(0.0)
+
+    def set_host_time(self, seconds: float) -> None:
+        if self._cycles_per_us:
+            us = max(self.MIN_PREFILL_US, min(2 * seconds * 1e6, 20_000.0))
+            self._prefill_cycles = int(self._cycles_per_us * us)
 
     def seconds(self, fn: Callable[[], object]) -> float:
         if self.cuda:
@@ -117,23 +345,39 @@ class Timer:
             torch.cuda.synchronize()
 
 
-def measure(timer: Timer, fns: Dict[str, Callable[[], object]], cfg: argparse.Namespace) -> Dict[str, List[float]]:
-    """Interleaved repetitions of every contender; returns the per-call times (seconds).
+def measure(timer: Timer, fns: Dict[str, List[Callable[[], object]]], cfg: argparse.Namespace) -> Dict[str, List[float]]:
+    """Interleaved reps of every contender; returns the per-call times (seconds).
 
-    Each rep runs every contender once, the order flipped on alternate reps so neither
-    always runs on a cache or clock state left by the other. Reps go on until both the
-    minimum count and the time budget are reached, or the maximum count.
+    Each rep runs every contender once, the order flipped on alternate reps so none always
+    runs on a cache or clock state left by another. A contender with several rotation
+    buffers takes the next one at each call. Reps go on until both the minimum count and
+    the time budget are reached, or the maximum count.
     """
     names = list(fns)
-    for _ in range(cfg.warmup):
+    counter = {name: 0 for name in names}
+
+    def next_fn(name):
+        lst = fns[name]
+        fn = lst[counter[name] % len(lst)]
+        counter[name] += 1
+        return fn
+
+    host = 0.0
+    for w in range(cfg.warmup):
         for name in names:
-            fns[name]()
-    timer.sync()
+            fn = next_fn(name)
+            t0 = time.perf_counter()
+            out = fn()
+            if w == cfg.warmup - 1:
+                host = max(host, time.perf_counter() - t0)
+            del out
+        timer.sync()
+    timer.set_host_time(host)
     times: Dict[str, List[float]] = {name: [] for name in names}
     t_begin = time.perf_counter()
     for rep in range(cfg.max_reps):
         for name in names if rep % 2 == 0 else reversed(names):
-            times[name].append(timer.seconds(fns[name]))
+            times[name].append(timer.seconds(next_fn(name)))
         if rep + 1 >= cfg.min_reps and time.perf_counter() - t_begin >= cfg.budget:
             break
     return times
@@ -141,6 +385,14 @@ def measure(timer: Timer, fns: Dict[str, Callable[[], object]], cfg: argparse.Na
 
 def _quantile(values: List[float], q: float) -> float:
     return float(np.quantile(np.asarray(values), q))
+
+
+def rotation_count(device: torch.device, nbytes: int, cfg: argparse.Namespace) -> int:
+    """Buffers to rotate over so that one pass covers twice the L2 cache (CUDA only)."""
+    if device.type != "cuda" or cfg.no_rotate:
+        return 1
+    l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 50 * 2**20
+    return int(max(1, min(cfg.max_buffers, math.ceil(2 * l2 / max(1, nbytes)))))
 
 
 # ----------------------------------------------------------------------------- numerics
@@ -156,48 +408,182 @@ def max_abs_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(diff.max().item())
 
 
-# ----------------------------------------------------------------------------- inputs
+def _value_and_grads(fn, args, dy):
+    y = fn(*args)
+    grads = torch.autograd.grad(y, args, dy)
+    return y.detach(), [g.detach() for g in grads]
 
 
-def make_input(spec: registry.OpSpec, numel_out: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Unary: a flat-ish (rows, width) tensor; gated: packed (tokens, 2 * d) with d = width."""
-    width = max(1, min(width, numel_out))
-    rows = max(1, numel_out // width)
-    cols = 2 * width if spec.kind == "gated" else width
-    # randn covers the curved part of every activation and both signs.
-    return torch.randn(rows, cols, dtype=torch.float32, device=device).to(dtype)
+def accuracy(ours, ref, args: tuple, dy: torch.Tensor) -> dict:
+    """Max abs error of ours vs torch and of both vs torch in float64, forward output and
+    input gradients (all inputs, weight included), on the first rows of the input, at most
+    2^22 output elements (a sample: these are elementwise ops)."""
+    x = args[0]
+    per_row = max(1, dy[0].numel()) if dy.dim() > 0 else 1
+    rows = max(1, min(x.shape[0], 2**22 // per_row))
+    sample = tuple(a.detach()[:rows].requires_grad_() if j == 0 else a.detach().requires_grad_()
+                   for j, a in enumerate(args))
+    dys = dy[:rows]
+    y_o, g_o = _value_and_grads(ours, sample, dys)
+    y_t, g_t = _value_and_grads(ref, sample, dys)
+    s64 = tuple(a.detach().double().requires_grad_() for a in sample)
+    y_64, g_64 = _value_and_grads(ref, s64, dys.double())
+
+    def worst(xs, ys):
+        return max(max_abs_err(a, b) for a, b in zip(xs, ys))
+
+    return {
+        "forward": (max_abs_err(y_o, y_t), max_abs_err(y_o, y_64), max_abs_err(y_t, y_64)),
+        "backward": (worst(g_o, g_t), worst(g_o, g_64), worst(g_t, g_64)),
+        "sample_rows": rows,
+    }
 
 
-# Where torch has a fused built-in for a gated op, that is what a user would otherwise call.
-# The other gated ops have none: torch's side is the registry's eager composition.
-BUILTIN = {"glu": lambda x: F.glu(x, dim=-1)}
+# ----------------------------------------------------------------------------- memory
 
 
-def _forward_fns(spec: registry.OpSpec, params: dict):
-    ours = lambda x: registry.call(spec, x, **params)  # noqa: E731
-    ref = BUILTIN.get(spec.name) or (lambda x: registry.reference(spec, x, -1, **params))  # noqa: E731
-    return ours, ref
+def _cpu_profile_peak(fn: Callable[[], object]) -> Tuple[int, object]:
+    """Peak of the running sum of the CPU allocations the torch profiler records while fn
+    runs (bytes allocated and freed inside; what fn returns stays allocated)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    cur = peak = 0
+    for e in events:
+        if e.device_type() != torch.autograd.DeviceType.CPU:
+            continue
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return peak, out
 
 
-def _backward_fn(fwd: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
-    """A callable timing only the backward of fwd at x, plus the gradient it returns.
+_CPU_MEMORY_OK: Optional[bool] = None
+_CPU_MEMORY_NOTE = ""
 
-    Backward is timed as torch.autograd.grad on a retained graph: the forward runs once,
-    outside the timed region, and each timed call walks the saved graph again. For the
-    fused op that graph is one node whose backward calls `X_backward` (one kernel); for
-    torch it is the eager backward of the composition (for gated ops the mul, the
-    activation's backward and the chunk's backward that assembles the packed gradient).
-    Both pay the same autograd-engine overhead per call.
-    """
-    xg = x.detach().requires_grad_(True)
-    y = fwd(xg)
-    gen = torch.Generator(device=x.device).manual_seed(1)
-    dy = torch.randn(y.shape, generator=gen, dtype=torch.float32, device=x.device).to(y.dtype)
 
+def cpu_memory_reliable() -> bool:
+    """Self-check of the profiler's allocation records: an out-of-place op of a known size
+    and a temporary inside a function must come out exactly."""
+    global _CPU_MEMORY_OK, _CPU_MEMORY_NOTE
+    if _CPU_MEMORY_OK is None:
+        import warnings
+
+        try:
+            x = torch.randn(1000, 1000)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p1, _ = _cpu_profile_peak(lambda: x.clone())
+
+                def two():
+                    t = x * 2
+                    return t + 1
+
+                p2, _ = _cpu_profile_peak(two)
+            # Slack for the few bytes of wrapped Python scalars (x * 2 allocates a 0-dim tensor).
+            _CPU_MEMORY_OK = abs(p1 - x.nbytes) <= 1024 and abs(p2 - 2 * x.nbytes) <= 1024
+            if not _CPU_MEMORY_OK:
+                _CPU_MEMORY_NOTE = (f"CPU peak memory not measured: the profiler's allocation records "
+                                    f"failed the self-check (clone {p1} B, expected {x.nbytes}; "
+                                    f"temporary {p2} B, expected {2 * x.nbytes})")
+        except Exception as exc:
+            _CPU_MEMORY_OK = False
+            _CPU_MEMORY_NOTE = f"CPU peak memory not measured: the torch profiler failed ({type(exc).__name__}: {exc})"
+        if _CPU_MEMORY_OK:
+            _CPU_MEMORY_NOTE = ("CPU peak memory: running sum of the allocations the torch profiler "
+                                "records (profile_memory=True) during forward+backward; self-check passed")
+    return bool(_CPU_MEMORY_OK)
+
+
+def peak_fwd_bwd(device: torch.device, fn, args: tuple, dy: torch.Tensor) -> Optional[int]:
+    """Bytes allocated at the peak of y = fn(*args); autograd.grad(y, args, dy), over what
+    was allocated before (the inputs and dy are not counted; y and the gradients are)."""
     def run():
-        return torch.autograd.grad(y, xg, dy, retain_graph=True)[0]
+        y = fn(*args)
+        grads = torch.autograd.grad(y, args, dy)
+        return y, grads
 
-    return run, dy
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        out = run()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        del out
+        return int(peak)
+    if not cpu_memory_reliable():
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peak, out = _cpu_profile_peak(run)
+    del out
+    return int(peak)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A progress bar on stderr (tqdm when installed) that keeps the stdout table intact."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.n = total, desc, 0
+        self._tqdm = None
+        self._tty = sys.stderr.isatty()
+        self._t0 = time.perf_counter()
+        self._last = -1e9
+        if self._tty:  # a log file gets a plain line every 30 s instead
+            try:
+                from tqdm import tqdm
+
+                self._tqdm = tqdm(total=total, desc=desc, file=sys.stderr, unit="case",
+                                  dynamic_ncols=True, leave=False)
+            except ImportError:
+                pass
+
+    def set(self, label: str) -> None:
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(label, refresh=True)
+            return
+        self._draw(label)
+
+    def update(self) -> None:
+        self.n += 1
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+
+    def _draw(self, label: str) -> None:
+        frac = self.n / max(1, self.total)
+        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+        elapsed = time.perf_counter() - self._t0
+        line = f"{self.desc} [{bar}] {self.n}/{self.total} {elapsed:6.0f}s {label}"
+        if self._tty:
+            sys.stderr.write("\r" + line[: 150].ljust(150))
+        elif elapsed - self._last >= 30:
+            sys.stderr.write(line + "\n")
+            self._last = elapsed
+        sys.stderr.flush()
+
+    def write(self, line: str) -> None:
+        if self._tqdm is not None:
+            self._tqdm.write(line, file=sys.stdout)
+            return
+        if self._tty:
+            sys.stderr.write("\r" + " " * 150 + "\r")
+            sys.stderr.flush()
+        print(line, flush=True)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self._tty:
+            sys.stderr.write("\r" + " " * 150 + "\r")
+            sys.stderr.flush()
 
 
 # ----------------------------------------------------------------------------- device info
@@ -227,7 +613,9 @@ def device_info(device: torch.device) -> dict:
             "device_type": "cuda",
             "slug": _slug(name),
             "compute_capability": f"{props.major}.{props.minor}",
+            "multiprocessors": props.multi_processor_count,
             "memory_GiB": round(props.total_memory / 2**30, 1),
+            "L2_MiB": round(getattr(props, "L2_cache_size", 0) / 2**20, 1),
             "torch_cuda": torch.version.cuda,
         }
     name = cpu_name()
@@ -252,58 +640,420 @@ def git_commit() -> Optional[str]:
         return None
 
 
-# ----------------------------------------------------------------------------- table
+# ----------------------------------------------------------------------------- one case
 
-COLUMNS = [
-    ("op", "<"), ("params", "<"), ("dtype", "<"), ("dir", "<"),
-    ("ours us", ">"), ("torch us", ">"), ("torch/ours", ">"),
-    ("ours GB/s", ">"), ("torch GB/s", ">"), ("ours/copy", ">"), ("torch/copy", ">"),
-    ("max err", ">"),
-]
+
+def _leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().requires_grad_(True)
+
+
+def _msg(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+
+
+def _time_direction(direction: str, contenders: Dict[str, Tuple[Callable, List[tuple]]], dys: List[torch.Tensor],
+                    nbytes: int, dtype: torch.dtype, device: torch.device, timer: Timer,
+                    cfg: argparse.Namespace, notes: Dict[str, str]) -> Dict[str, List[float]]:
+    """Builds each contender's calls for one direction (one per rotation buffer), leaves out
+    a baseline that cannot run it (noted), adds the copy of the same byte count and times
+    them all interleaved. The graphs built here die with the call."""
+    fns: Dict[str, List[Callable[[], object]]] = {}
+    for name, (fn, a) in contenders.items():
+        if direction == "forward":
+            fns[name] = [functools.partial(fn, *ai) for ai in a]
+        elif direction == "backward":
+            fns[name] = [functools.partial(torch.autograd.grad, fn(*ai), ai, dy, retain_graph=True)
+                         for ai, dy in zip(a, dys)]
+        else:
+            def fwd_bwd(fn=fn, ai=None, dy=None):
+                return torch.autograd.grad(fn(*ai), ai, dy)
+
+            fns[name] = [functools.partial(fwd_bwd, ai=ai, dy=dy) for ai, dy in zip(a, dys)]
+    # One call of each first: a baseline that cannot run this direction (a compiled backward
+    # with donated buffers refuses retain_graph=True) is left out of the row.
+    for name in list(fns):
+        try:
+            fns[name][0]()
+        except Exception as exc:
+            if name == "ours":
+                raise
+            del fns[name]
+            notes[name] = f"left out of {direction}: {_msg(exc)}"
+    # The copy moves the same byte count: a clone reads and writes nbytes / 2.
+    copy_numel = max(1, nbytes // 2 // dtype.itemsize)
+    fns["copy"] = [torch.randn(copy_numel, device=device).to(dtype).clone
+                   for _ in range(rotation_count(device, nbytes, cfg))]
+    return measure(timer, fns, cfg)
+
+
+def run_case(case: Case, device: torch.device, timer: Timer, cfg: argparse.Namespace,
+             emit: Callable[[dict], None]) -> Tuple[List[dict], Optional[dict]]:
+    """Times every direction of one op/params/dtype/shape; returns its records and, for a
+    gated op, its peak-memory record."""
+    spec, dtype = case.spec, DTYPES[case.dtype_name]
+    base = {
+        "op": spec.name, "kind": spec.kind, "params": dict(case.params),
+        "params_label": case.label, "dtype": case.dtype_name, "shape_kind": case.shape_kind,
+        "shape": list(case.out_shape), "input_shape": list(case.in_shape),
+        "numel_out": case.numel_out,
+    }
+    records: List[dict] = []
+
+    def fail(msg: str, directions=case.directions):
+        for direction in directions:
+            rec = dict(base, direction=direction, error=msg)
+            records.append(rec)
+            emit(rec)
+
+    torch.manual_seed(0)
+    k = rotation_count(device, counted_bytes(case, "forward"), cfg)
+    try:
+        args: List[tuple] = []
+        for _ in range(k):
+            x = torch.randn(case.in_shape, device=device).to(dtype)
+            if spec.kind == "weighted":
+                w = (0.5 + 0.25 * torch.randn(WEIGHT_CHANNELS, device=device)).to(dtype)
+                args.append((_leaf(x), _leaf(w)))
+            else:
+                args.append((_leaf(x),))
+        dys = [torch.randn(case.out_shape, device=device).to(dtype) for _ in range(k)]
+    except Exception as exc:  # out of memory, typically
+        fail(_msg(exc))
+        return records, None
+
+    ours, ref = _functions(spec, case.params)
+    contenders: Dict[str, Tuple[Callable, List[tuple]]] = {"ours": (ours, args), "torch": (ref, args)}
+    notes: Dict[str, str] = {}
+    compile_s = None
+    if cfg.compile:
+        try:
+            torch._dynamo.reset()
+            compiled = torch.compile(ref, dynamic=False)
+            t0 = time.perf_counter()
+            y = compiled(*args[0])
+            torch.autograd.grad(y, args[0], dys[0])
+            timer.sync()
+            compile_s = time.perf_counter() - t0
+            del y
+            contenders["compile"] = (compiled, args)
+        except Exception as exc:
+            notes["compile"] = _msg(exc)
+    if spec.name == "glu":
+        contenders["builtin"] = (lambda x: F.glu(x, dim=-1), args)
+    liger = _liger_for(case) if device.type == "cuda" else None
+    if liger is not None:
+        d = case.out_shape[-1]
+        largs = [(_leaf(a[0].detach()[..., :d].contiguous()), _leaf(a[0].detach()[..., d:].contiguous()))
+                 for a in args]
+        try:
+            y = liger(*largs[0])
+            torch.autograd.grad(y, largs[0], dys[0])
+            timer.sync()
+            del y
+            contenders["liger"] = (liger, largs)
+        except Exception as exc:
+            notes["liger"] = _msg(exc)
+
+    # Peak memory of forward+backward (gated ops), before any graph is kept alive.
+    mem = None
+    if spec.kind == "gated":
+        mem = dict(base, activation_bytes=case.numel_out * dtype.itemsize, peak_bytes={})
+        for name, (fn, a) in contenders.items():
+            if name == "builtin":
+                continue
+            try:
+                mem["peak_bytes"][name] = peak_fwd_bwd(device, fn, a[0], dys[0])
+            except Exception as exc:
+                mem.setdefault("errors", {})[name] = _msg(exc)
+        if all(v is None for v in mem["peak_bytes"].values()):
+            mem["peak_bytes"] = {}
+
+    # Accuracy on a sample (not for rrelu in training: its slopes are random).
+    errors = None
+    if spec.kind != "random":
+        try:
+            errors = accuracy(ours, ref, args[0], dys[0])
+        except Exception as exc:
+            fail(_msg(exc))
+            return records, mem
+
+    for direction in case.directions:
+        nbytes = counted_bytes(case, direction)
+        dir_notes: Dict[str, str] = {}
+        try:
+            times = _time_direction(direction, contenders, dys, nbytes, dtype, device, timer, cfg, dir_notes)
+        except Exception as exc:
+            fail(_msg(exc), (direction,))
+            continue
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        t = {name: statistics.median(v) for name, v in times.items()}
+        rec = dict(
+            base,
+            direction=direction,
+            bytes=nbytes,
+            buffers=k,
+            reps=len(times["ours"]),
+            times_us={name: v * 1e6 for name, v in t.items()},
+            iqr_us={name: [_quantile(v, 0.25) * 1e6, _quantile(v, 0.75) * 1e6] for name, v in times.items()},
+            speedup={name: t[name] / t["ours"] for name in t if name not in ("ours", "copy")},
+            GBps={name: nbytes / v / 1e9 for name, v in t.items()},
+            frac_copy={name: t["copy"] / v for name, v in t.items() if name != "copy"},
+            copy_GBps=nbytes / t["copy"] / 1e9,
+        )
+        if compile_s is not None:
+            rec["compile_s"] = compile_s
+        if notes or dir_notes:
+            rec["notes"] = {**notes, **dir_notes}
+        if errors is not None:
+            key = "forward" if direction == "forward" else "backward"
+            if direction == "fwd+bwd":
+                e = tuple(max(a, b) for a, b in zip(errors["forward"], errors["backward"]))
+            else:
+                e = errors[key]
+            rec.update(max_abs_err=e[0], max_abs_err_vs_fp64_ours=e[1], max_abs_err_vs_fp64_torch=e[2],
+                       err_sample_rows=errors["sample_rows"])
+        records.append(rec)
+        emit(rec)
+    del contenders, args, dys
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return records, mem
+
+
+# ----------------------------------------------------------------------------- overhead
+
+
+def measure_overhead(device: torch.device, cfg: argparse.Namespace) -> List[dict]:
+    """Host time per call on a 1-element tensor: fusedact's gelu (the registered op and the
+    fusedact.functional wrapper) vs F.gelu, without and with autograd recording."""
+    results = []
+    calls = cfg.overhead_calls
+    for grad in (False, True):
+        x = torch.randn(1, device=device)
+        if grad:
+            x.requires_grad_(True)
+        fns = {
+            "F.gelu": lambda: F.gelu(x),
+            "torch.ops.fusedact.gelu": lambda: torch.ops.fusedact.gelu(x),
+            "fusedact.functional.gelu": lambda: FA.gelu(x),
+        }
+        times = {name: [] for name in fns}
+        for _ in range(3):  # warm-up
+            for fn in fns.values():
+                fn()
+        for rep in range(cfg.overhead_reps):
+            order = list(fns) if rep % 2 == 0 else list(reversed(list(fns)))
+            for name in order:
+                fn = fns[name]
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times[name].append((time.perf_counter() - t0) / calls)
+        ref = statistics.median(times["F.gelu"])
+        for name in ("torch.ops.fusedact.gelu", "fusedact.functional.gelu"):
+            t = statistics.median(times[name])
+            results.append({"api": name, "requires_grad": grad, "ours_ns": t * 1e9,
+                            "F.gelu_ns": ref * 1e9, "ratio": t / ref, "calls": calls,
+                            "reps": cfg.overhead_reps})
+    return results
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def _where(r) -> str:
+    p = "" if r["params_label"] == "-" else f"[{r['params_label']}]"
+    d = f" {_DIR[r['direction']]}" if "direction" in r else ""
+    return f"{r['op']}{p} {r['dtype']} {'x'.join(map(str, r['shape']))}{d}"
+
+
+def check_targets(device_type: str, records: List[dict], memory: List[dict], overhead: List[dict],
+                  cfg: argparse.Namespace, large: int, dtypes: List[str]) -> List[dict]:
+    ok = [r for r in records if "error" not in r]
+    out: List[dict] = []
+
+    def add(target, rows, key, threshold, fmt="{:.2f}x"):
+        rows = [r for r in rows if key(r) is not None]
+        if not rows:
+            out.append({"target": target, "measured": "no rows measured", "status": "n/a"})
+            return
+        worst = min(rows, key=key)
+        meets = [r for r in rows if key(r) >= threshold]
+        out.append({"target": target, "status": "PASS" if len(meets) == len(rows) else "MISS",
+                    "value": key(worst),
+                    "measured": f"min {fmt.format(key(worst))} ({_where(worst)}); "
+                                f"{len(meets)}/{len(rows)} rows meet",
+                    "misses": [_where(r) for r in rows if key(r) < threshold][:50]})
+
+    big = max(1, large // 4)
+    sp = lambda name: (lambda r: r["speedup"].get(name))  # noqa: E731
+    if device_type == "cpu":
+        for dtype in dtypes:
+            for direction in ("forward", "backward"):
+                rows = [r for r in ok if r["kind"] == "unary" and r["shape_kind"] == "large"
+                        and r["dtype"] == dtype and r["direction"] == direction]
+                add(f"CPU: unary {_DIR[direction]} {dtype} >= {CPU_UNARY_MIN:.2f}x torch at the large size "
+                    f"({large} elements)", rows, sp("torch"), CPU_UNARY_MIN)
+        for dtype in dtypes:
+            for direction in ("forward", "backward"):
+                rows = [r for r in ok if r["kind"] == "gated" and r["numel_out"] >= big
+                        and r["dtype"] == dtype and r["direction"] == direction]
+                add(f"CPU: gated {_DIR[direction]} {dtype} >= {CPU_GATED_MIN:.1f}x eager "
+                    f"(shapes >= {big} output elements)", rows, sp("torch"), CPU_GATED_MIN)
+    else:
+        for dtype in dtypes:
+            for direction in ("forward", "backward"):
+                rows = [r for r in ok if r["numel_out"] >= min(CUDA_COPY_MIN_NUMEL, large)
+                        and r["dtype"] == dtype and r["direction"] == direction]
+                add(f"CUDA: every op {_DIR[direction]} {dtype} >= {CUDA_COPY_FRAC_MIN:.0%} of copy bandwidth "
+                    f"(>= {min(CUDA_COPY_MIN_NUMEL, large)} elements)", rows,
+                    lambda r: r["frac_copy"].get("ours"), CUDA_COPY_FRAC_MIN, fmt="{:.0%}")
+        for dtype in dtypes:
+            rows = [r for r in ok if r["kind"] == "gated" and r["numel_out"] >= big
+                    and r["dtype"] == dtype and r["direction"] == "fwd+bwd"]
+            add(f"CUDA: gated fwd+bwd {dtype} >= {CUDA_GATED_EAGER_MIN:.1f}x eager (shapes >= {big} output elements)",
+                rows, sp("torch"), CUDA_GATED_EAGER_MIN)
+            if cfg.compile:
+                add(f"CUDA: gated fwd+bwd {dtype} >= {CUDA_GATED_COMPILE_MIN:.1f}x torch.compile "
+                    f"(shapes >= {big} output elements)", rows, sp("compile"), CUDA_GATED_COMPILE_MIN)
+            else:
+                out.append({"target": f"CUDA: gated fwd+bwd {dtype} >= {CUDA_GATED_COMPILE_MIN:.1f}x torch.compile",
+                            "measured": "not measured (--no-compile)", "status": "n/a"})
+        for dtype in dtypes:
+            rows = [r for r in ok if r["dtype"] == dtype]
+            add(f"CUDA: never slower than torch/eager, {dtype}, any op, shape and direction", rows,
+                sp("torch"), 1.0)
+    # Peak memory (the design's claim; the issue states it for CUDA).
+    mem_rows = [m for m in memory if m.get("peak_bytes", {}).get("ours") is not None
+                and m["peak_bytes"].get("torch") is not None]
+    for m in mem_rows:
+        m["margin_act"] = (m["peak_bytes"]["torch"] - m["peak_bytes"]["ours"]) / m["activation_bytes"]
+    if memory and not mem_rows:
+        out.append({"target": "gated peak memory fwd+bwd <= eager - 1 activation",
+                    "measured": _CPU_MEMORY_NOTE or "not measured", "status": "n/a"})
+    elif mem_rows:
+        worst = min(mem_rows, key=lambda m: m["margin_act"])
+        meets = [m for m in mem_rows if m["margin_act"] >= 1.0]
+        out.append({
+            "target": "gated peak memory fwd+bwd <= eager - 1 activation-sized tensor",
+            "status": "PASS" if len(meets) == len(mem_rows) else "MISS",
+            "value": worst["margin_act"],
+            "measured": (f"min saving {worst['margin_act']:.2f} activations ({_where(worst)}: ours "
+                         f"{worst['peak_bytes']['ours'] / 2**20:.1f} MiB, eager "
+                         f"{worst['peak_bytes']['torch'] / 2**20:.1f} MiB); {len(meets)}/{len(mem_rows)} shapes meet"),
+        })
+    for o in overhead:
+        meets = o["ratio"] <= OVERHEAD_MAX
+        out.append({
+            "target": f"per-call overhead, 1 element, {o['api']}{' (requires_grad)' if o['requires_grad'] else ''} "
+                      f"<= {OVERHEAD_MAX:.2f}x F.gelu",
+            "status": "PASS" if meets else "MISS", "value": o["ratio"],
+            "measured": f"{o['ratio']:.2f}x ({o['ours_ns'] / 1e3:.2f} us vs {o['F.gelu_ns'] / 1e3:.2f} us)",
+        })
+    return out
+
+
+def targets_text(targets: List[dict]) -> List[str]:
+    lines = []
+    width = max((len(t["target"]) for t in targets), default=20)
+    for t in targets:
+        lines.append(f"{t['status']:<5} {t['target'].ljust(width)}  {t['measured']}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- tables
 
 
 def _fmt(value, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return format(value, spec)
 
 
-def row_cells(rec: dict) -> List[str]:
+def table_columns(baselines: Sequence[str]):
+    cols = [("op", "<", 15), ("params", "<", 16), ("dtype", "<", 8), ("shape", "<", 11), ("dir", "<", 7),
+            ("ours us", ">", 10), ("torch us", ">", 10)]
+    cols += [(BASELINES[b][0], ">", 9) for b in baselines]
+    cols += [("ours GB/s", ">", 9), ("ours/copy", ">", 9), ("torch/copy", ">", 10), ("max err", ">", 8)]
+    return cols
+
+
+def row_cells(rec: dict, baselines: Sequence[str]) -> List[str]:
+    head = [rec["op"], rec["params_label"], rec["dtype"], "x".join(map(str, rec["shape"])), _DIR[rec["direction"]]]
     if "error" in rec:
-        return [rec["op"], rec["params_label"], rec["dtype"], _DIR[rec["direction"]],
-                "ERROR", "", "", "", "", "", "", rec["error"][:60]]
-    return [
-        rec["op"], rec["params_label"], rec["dtype"], _DIR[rec["direction"]],
-        _fmt(rec["ours_us"], ".1f"), _fmt(rec["torch_us"], ".1f"), _fmt(rec["ratio"], ".2f"),
-        _fmt(rec["ours_GBps"], ".1f"), _fmt(rec["torch_GBps"], ".1f"),
-        _fmt(rec["ours_frac_copy"], ".2f"), _fmt(rec["torch_frac_copy"], ".2f"),
-        _fmt(rec["max_abs_err"], ".1e"),
-    ]
+        return head + ["ERROR " + rec["error"][:80]]
+    t = rec["times_us"]
+    cells = head + [_fmt(t["ours"], ".1f"), _fmt(t.get("torch"), ".1f")]
+    cells += [_fmt(rec["speedup"].get(b), ".2f") for b in baselines]
+    cells += [_fmt(rec["GBps"]["ours"], ".1f"), _fmt(rec["frac_copy"]["ours"], ".2f"),
+              _fmt(rec["frac_copy"].get("torch"), ".2f"), _fmt(rec.get("max_abs_err"), ".1e")]
+    return cells
 
 
-_DIR = {"forward": "fwd", "backward": "bwd"}
-
-WIDTHS = [7, 16, 8, 3, 10, 10, 10, 9, 10, 9, 10, 8]
-
-
-def text_line(cells: List[str]) -> str:
+def text_line(cells: List[str], columns) -> str:
     parts = []
-    for (_, align), width, cell in zip(COLUMNS, WIDTHS, cells):
+    for (_, align, width), cell in zip(columns, cells):
         parts.append(cell.ljust(width) if align == "<" else cell.rjust(width))
+    parts += cells[len(columns):]
     return "  ".join(parts).rstrip()
 
 
-def text_header() -> str:
-    head = text_line([name for name, _ in COLUMNS])
+def text_header(columns) -> str:
+    head = text_line([name for name, _, _ in columns], columns)
     return head + "\n" + "-" * len(head)
 
 
-def markdown_table(records: List[dict]) -> str:
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |"]
-    lines.append("|" + "|".join(":---" if a == "<" else "---:" for _, a in COLUMNS) + "|")
-    for rec in records:
-        lines.append("| " + " | ".join(c if c else " " for c in row_cells(rec)) + " |")
+def markdown_table(header: List[str], aligns: str, rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(":---" if a == "<" else "---:" for a in aligns) + "|"]
+    for cells in rows:
+        cells = list(cells) + [""] * (len(header) - len(cells))
+        lines.append("| " + " | ".join(c if c else " " for c in cells) + " |")
     return "\n".join(lines)
+
+
+def records_markdown(records: List[dict], baselines: Sequence[str]) -> str:
+    cols = table_columns(baselines)
+    return markdown_table([c[0] for c in cols], "".join(c[1] for c in cols),
+                          [row_cells(r, baselines) for r in records])
+
+
+def memory_rows(memory: List[dict]) -> Tuple[List[str], str, List[List[str]]]:
+    names = [n for n in ("ours", "torch", "compile", "liger") if any(n in m.get("peak_bytes", {}) for m in memory)]
+    header = ["op", "params", "dtype", "shape"] + [f"{'eager' if n == 'torch' else n} MiB" for n in names] + \
+        ["activation MiB", "eager - ours (activations)"]
+    rows = []
+    for m in memory:
+        pb = m.get("peak_bytes", {})
+        cells = [m["op"], m["params_label"], m["dtype"], "x".join(map(str, m["shape"]))]
+        cells += [_fmt(pb[n] / 2**20 if pb.get(n) is not None else None, ".4g") for n in names]
+        cells += [_fmt(m["activation_bytes"] / 2**20, ".4g"), _fmt(m.get("margin_act"), ".2f")]
+        rows.append(cells)
+    return header, "<<<<" + ">" * (len(names) + 2), rows
+
+
+def overhead_rows(overhead: List[dict]):
+    header = ["api", "requires_grad", "ours us/call", "F.gelu us/call", "ours / F.gelu"]
+    rows = [[o["api"], str(o["requires_grad"]), f"{o['ours_ns'] / 1e3:.2f}", f"{o['F.gelu_ns'] / 1e3:.2f}",
+             f"{o['ratio']:.2f}"] for o in overhead]
+    return header, "<<>>>", rows
+
+
+def copy_summary(records: List[dict]) -> List[dict]:
+    """Median copy bandwidth per dtype and shape kind over the rows that measured it."""
+    groups: Dict[tuple, List[float]] = {}
+    for r in records:
+        if "error" not in r:
+            groups.setdefault((r["dtype"], r["shape_kind"]), []).append(r["copy_GBps"])
+    return [{"dtype": d, "shapes": k, "GBps": statistics.median(v), "rows": len(v)}
+            for (d, k), v in sorted(groups.items())]
 
 
 def geomean(values: List[float]) -> float:
@@ -311,27 +1061,77 @@ def geomean(values: List[float]) -> float:
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def summary_lines(records: List[dict]) -> List[str]:
+def geomean_lines(records: List[dict], baselines: Sequence[str]) -> List[str]:
     lines = []
-    for dtype in DTYPES:
-        for direction in ("forward", "backward"):
-            ratios = [r["ratio"] for r in records
-                      if "error" not in r and r["dtype"] == dtype and r["direction"] == direction]
-            if ratios:
-                lines.append(f"geomean torch/ours, {dtype} {direction}: {geomean(ratios):.2f} "
-                             f"({len(ratios)} rows)")
+    ok = [r for r in records if "error" not in r]
+    for dtype in sorted({r["dtype"] for r in ok}):
+        for direction in DIRECTIONS:
+            rows = [r for r in ok if r["dtype"] == dtype and r["direction"] == direction]
+            if not rows:
+                continue
+            parts = []
+            for b in baselines:
+                vals = [r["speedup"][b] for r in rows if b in r["speedup"]]
+                if vals:
+                    parts.append(f"{BASELINES[b][0]} {geomean(vals):.2f} ({len(vals)})")
+            lines.append(f"geomean speedup, {dtype} {direction}: " + ", ".join(parts))
     return lines
 
 
-def copy_summary(records: List[dict]) -> List[dict]:
-    """Median x.clone() bandwidth per dtype and input size over the rows that measured it."""
-    groups: Dict[tuple, List[float]] = {}
-    for r in records:
-        if "error" not in r:
-            numel_in = 2 * r["numel_out"] if r["kind"] == "gated" else r["numel_out"]
-            groups.setdefault((r["dtype"], numel_in), []).append(r["copy_GBps"])
-    return [{"dtype": d, "numel": n, "GBps": statistics.median(v), "rows": len(v)}
-            for (d, n), v in sorted(groups.items())]
+# ----------------------------------------------------------------------------- plot
+
+
+def write_plot(path: Path, records: List[dict], title: str, device_type: str) -> Optional[str]:
+    """Fraction of copy bandwidth per op at the large size, forward and backward."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no plot written"
+    rows = [r for r in records if "error" not in r and r["shape_kind"] == "large"
+            and r["direction"] in ("forward", "backward")]
+    if not rows:
+        return "no large-size rows: no plot written"
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    labels = list(dict.fromkeys(
+        r["op"] + ("" if r["params_label"] == "-" else f" ({r['params_label']})") for r in rows))
+    names = [n for n in ("ours", "torch", "compile", "liger", "builtin") if any(n in r["frac_copy"] for r in rows)]
+    legend = {"ours": "fusedact", "torch": "torch / eager", "compile": "torch.compile",
+              "liger": "Liger-Kernel", "builtin": "F.glu"}
+    fig, axes = plt.subplots(len(dtypes), 2, figsize=(14, 0.28 * len(labels) * len(dtypes) + 1.5 * len(dtypes)),
+                             squeeze=False, sharey="row")
+    height = 0.8 / len(names)
+    for i, dtype in enumerate(dtypes):
+        for j, direction in enumerate(("forward", "backward")):
+            ax = axes[i][j]
+            for n_i, name in enumerate(names):
+                ys, xs = [], []
+                for r in rows:
+                    if r["dtype"] != dtype or r["direction"] != direction or name not in r["frac_copy"]:
+                        continue
+                    lab = r["op"] + ("" if r["params_label"] == "-" else f" ({r['params_label']})")
+                    ys.append(labels.index(lab) - 0.4 + (n_i + 0.5) * height)
+                    xs.append(r["frac_copy"][name])
+                ax.barh(ys, xs, height=height, label=legend[name])
+            ax.axvline(1.0, color="black", linewidth=0.8)
+            if device_type == "cuda":
+                ax.axvline(CUDA_COPY_FRAC_MIN, color="red", linestyle="--", linewidth=0.8)
+            ax.set_yticks(range(len(labels)))
+            ax.set_yticklabels(labels, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_title(f"{dtype} {direction}", fontsize=9)
+            ax.set_xlabel("fraction of copy bandwidth (counted bytes / time, over a copy of the same bytes)",
+                          fontsize=7)
+            ax.grid(axis="x", alpha=0.3)
+    handles, labels_ = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels_, fontsize=8, loc="upper right", ncol=len(names))
+    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
 
 
 # ----------------------------------------------------------------------------- run
@@ -340,110 +1140,91 @@ def copy_summary(records: List[dict]) -> List[dict]:
 def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) -> dict:
     info = device_info(device)
     timer = Timer(device)
-    numel = cfg.cuda_size if device.type == "cuda" else cfg.size
-    # Unary and gated ops; prelu/learnable_swish (weighted) and rrelu (random) need their own
-    # byte counts and baselines (the performance issue's benchmark).
-    specs = [
-        s for s in registry.OPS
-        if s.kind in ("unary", "gated") and (not cfg.ops or s.name in cfg.ops)
-    ]
+    dtypes = cfg.dtypes or DEFAULT_DTYPES[device.type]
+    large = cfg.cuda_size if device.type == "cuda" else cfg.size
+    cases = build_cases(device, cfg, dtypes)
+    notes: List[str] = []
+    if device.type == "cuda":
+        liger_functions()
+        notes.append(_LIGER_NOTE)
+    else:
+        notes.append("Liger-Kernel: CUDA only (Triton), not run on CPU")
+    if not cfg.compile:
+        notes.append("torch.compile baseline skipped (--no-compile)")
+    baselines = [b for b in BASELINES if b != "liger" or (device.type == "cuda" and liger_functions())]
+    if not cfg.compile:
+        baselines.remove("compile")
+    if not any(c.spec.name == "glu" for c in cases):
+        baselines.remove("builtin")
+    if device.type == "cpu" and any(c.spec.kind == "gated" for c in cases):
+        cpu_memory_reliable()
+        notes.append(_CPU_MEMORY_NOTE)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if device.type == "cpu" and load is not None and load > 0.5 * (os.cpu_count() or 1):
+        notes.append(f"load average {load:.1f} on {os.cpu_count()} logical CPUs at the start: other processes "
+                     "compete for the cores; torch's multi-threaded CPU kernels then wait for descheduled "
+                     "worker threads (up to milliseconds per call), so this run's CPU figures are unreliable")
 
-    print(f"\n== {info['device']} ({device.type}), torch {torch.__version__}"
-          + (f", {info['threads']} threads" if device.type == "cpu" else
-             f", CUDA {info['torch_cuda']}, sm_{info['compute_capability'].replace('.', '')}")
-          + f"; {numel} output elements, gated width d={cfg.width}; median of up to "
-          f"{cfg.max_reps} reps (min {cfg.min_reps}, budget {cfg.budget:g} s per row)",
-          flush=True)
+    header = (f"\n== {info['device']} ({device.type}), torch {torch.__version__}"
+              + (f", {info['threads']} threads" if device.type == "cpu" else
+                 f", CUDA {info['torch_cuda']}, sm_{info['compute_capability'].replace('.', '')}, "
+                 f"L2 {info['L2_MiB']} MiB")
+              + f"; {len(cases)} cases ({', '.join(dtypes)}); large size {large} elements; LLM shapes "
+              f"tokens {list(cfg.llm_tokens)} x d {list(cfg.llm_d)}; median of {cfg.min_reps}..{cfg.max_reps} reps "
+              f"(budget {cfg.budget:g} s per row)")
+    print(header, flush=True)
+    for note in notes:
+        print("note: " + note, flush=True)
+    columns = table_columns(baselines)
+    print(text_header(columns), flush=True)
+
+    progress = Progress(len(cases) + 1, device.type)
+
+    def emit(rec: dict) -> None:
+        progress.write(text_line(row_cells(rec, baselines), columns))
+        for name, note in rec.get("notes", {}).items():
+            if note.startswith("left out") or name in ("compile", "liger"):
+                progress.write(f"    note: {name} {note}" if note.startswith("left out") else f"    note: {name}: {note}")
 
     records: List[dict] = []
-    print(text_header(), flush=True)
-    for dtype_name in cfg.dtypes:
-        dtype = DTYPES[dtype_name]
-        for spec in specs:
-            for params in spec.param_sets:
-                label = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
-                torch.manual_seed(0)
-                x = make_input(spec, numel, cfg.width, dtype, device)
-                numel_out = x.numel() // 2 if spec.kind == "gated" else x.numel()
-                ours_f, ref_f = _forward_fns(spec, params)
-                base = {
-                    "op": spec.name, "kind": spec.kind, "params": dict(params),
-                    "params_label": label, "dtype": dtype_name,
-                    "shape": list(x.shape), "numel_out": numel_out,
-                }
-                try:
-                    ours_bwd, dy = _backward_fn(ours_f, x)
-                    ref_bwd, _ = _backward_fn(ref_f, x)
-                    y_ours, y_ref = ours_f(x), ref_f(x)
-                    g_ours, g_ref = ours_bwd(), ref_bwd()
-                    # torch in float64 as the truth: says which of the two is closer (JSON only).
-                    x64 = x.double().requires_grad_(True)
-                    y64 = ref_f(x64)
-                    (g64,) = torch.autograd.grad(y64, x64, dy.double())
-                    errors = {
-                        "forward": (max_abs_err(y_ours, y_ref), max_abs_err(y_ours, y64),
-                                    max_abs_err(y_ref, y64)),
-                        "backward": (max_abs_err(g_ours, g_ref), max_abs_err(g_ours, g64),
-                                     max_abs_err(g_ref, g64)),
-                    }
-                    del y_ours, y_ref, g_ours, g_ref, y64, g64, x64
-                    # The copy runs interleaved with the two ops in every rep, so the bandwidth
-                    # fractions compare runs made under the same machine state: x.clone()
-                    # reads and writes the op's input once, 2 * x.nbytes.
-                    contenders = {
-                        "forward": {"ours": lambda: ours_f(x), "torch": lambda: ref_f(x), "clone": x.clone},
-                        "backward": {"ours": ours_bwd, "torch": ref_bwd, "clone": x.clone},
-                    }
-                except Exception as exc:  # an op not built yet, or a failing kernel
-                    msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                    for direction in ("forward", "backward"):
-                        rec = dict(base, direction=direction, error=msg)
-                        records.append(rec)
-                        print(text_line(row_cells(rec)), flush=True)
-                    continue
+    memory: List[dict] = []
+    t_start = time.perf_counter()
+    for case in cases:
+        progress.set(f"{case.spec.name} {case.label} {case.dtype_name} {case.shape_label}")
+        recs, mem = run_case(case, device, timer, cfg, emit=emit)
+        records += recs
+        if mem is not None:
+            memory.append(mem)
+        progress.update()
+    progress.set("per-call overhead")
+    overhead = measure_overhead(device, cfg)
+    progress.update()
+    progress.close()
+    wall = time.perf_counter() - t_start
 
-                for direction in ("forward", "backward"):
-                    times = measure(timer, contenders[direction], cfg)
-                    t_ours = statistics.median(times["ours"])
-                    t_ref = statistics.median(times["torch"])
-                    t_copy = statistics.median(times["clone"])
-                    copy_GBps = 2 * x.numel() * x.element_size() / t_copy / 1e9
-                    nbytes = BYTES_PER_ELEM[(spec.kind, direction)] * numel_out * x.element_size()
-                    err, err64_ours, err64_ref = errors[direction]
-                    rec = dict(
-                        base,
-                        direction=direction,
-                        ours_us=t_ours * 1e6,
-                        torch_us=t_ref * 1e6,
-                        ours_us_iqr=[_quantile(times["ours"], 0.25) * 1e6, _quantile(times["ours"], 0.75) * 1e6],
-                        torch_us_iqr=[_quantile(times["torch"], 0.25) * 1e6, _quantile(times["torch"], 0.75) * 1e6],
-                        reps=len(times["ours"]),
-                        ratio=t_ref / t_ours,
-                        bytes=nbytes,
-                        ours_GBps=nbytes / t_ours / 1e9,
-                        torch_GBps=nbytes / t_ref / 1e9,
-                        copy_us=t_copy * 1e6,
-                        copy_GBps=copy_GBps,
-                        ours_frac_copy=nbytes / t_ours / 1e9 / copy_GBps,
-                        torch_frac_copy=nbytes / t_ref / 1e9 / copy_GBps,
-                        max_abs_err=err,
-                        max_abs_err_vs_fp64_ours=err64_ours,
-                        max_abs_err_vs_fp64_torch=err64_ref,
-                    )
-                    records.append(rec)
-                    print(text_line(row_cells(rec)), flush=True)
-                del contenders, ours_bwd, ref_bwd, x
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-
+    targets = check_targets(device.type, records, memory, overhead, cfg, large, dtypes)
     copies = copy_summary(records)
-    copy_line = "copy (x.clone(), median over rows): " + "; ".join(
-        f"{c['dtype']} {c['numel']} elems {c['GBps']:.1f} GB/s" for c in copies)
-    summary = summary_lines(records)
-    print(copy_line)
-    for line in summary:
+    gm = geomean_lines(records, baselines)
+    print()
+    if memory:
+        h, _, rows = memory_rows(memory)
+        widths = [max(len(h[i]), *(len(r[i]) for r in rows)) for i in range(len(h))]
+        print("peak memory, forward+backward (MiB):")
+        print("  ".join(c.ljust(w) for c, w in zip(h, widths)))
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print("\nper-call overhead, 1-element tensor:")
+    for o in overhead:
+        print(f"  {o['api']:<26} requires_grad={str(o['requires_grad']):<5} {o['ours_ns'] / 1e3:7.2f} us "
+              f"vs F.gelu {o['F.gelu_ns'] / 1e3:7.2f} us: {o['ratio']:.2f}x")
+    print("\ncopy bandwidth (median over rows): " + "; ".join(
+        f"{c['dtype']} {c['shapes']} {c['GBps']:.1f} GB/s" for c in copies))
+    for line in gm:
         print(line)
-    sys.stdout.flush()
+    print(f"\n== issue targets ({device.type}) ==")
+    for line in targets_text(targets):
+        print(line)
+    print(f"({wall:.0f} s on this device)", flush=True)
 
     today = datetime.date.today().isoformat()
     result = {
@@ -457,74 +1238,161 @@ def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) ->
         "date": today,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
+        "wall_s": wall,
+        "load_average_start": load,
+        "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "method": {
-            "timing": (f"cuda events per call, queued behind a {Timer.PREFILL_US:g} us spin kernel"
-                       if device.type == "cuda" else "time.perf_counter per call"),
-            "statistic": "median; ours, torch and x.clone() interleaved, order alternating per rep",
-            "backward": "torch.autograd.grad on a retained graph (fused: X_backward node; "
-                        "torch: eager backward of the composition)",
-            "bytes_per_elem": {f"{k}_{d}": v for (k, d), v in BYTES_PER_ELEM.items()},
-            "numel_out": numel, "width": cfg.width, "warmup": cfg.warmup,
+            "timing": ("CUDA events per call, queued behind a spin kernel of >= "
+                       f"{Timer.MIN_PREFILL_US:g} us (twice the row's longest host time); inputs rotated over "
+                       "enough buffers to cover twice the L2 cache" if device.type == "cuda"
+                       else "time.perf_counter per call, one buffer"),
+            "statistic": "median; every contender and the copy interleaved, order alternating per rep",
+            "forward": "inputs require grad (the training forward)",
+            "backward": "torch.autograd.grad on a retained graph (fused: one X_backward node; "
+                        "torch: the eager backward of the composition)",
+            "fwd+bwd": "forward then torch.autograd.grad in one timed call (gated ops)",
+            "bytes": "counted_bytes(): unary fwd 2s, bwd 3s per element; gated fwd 3s, bwd 5s per "
+                     "output element; weighted + C weights; rrelu training 3s and 3s",
+            "copy": "x.clone() of a buffer of half the counted bytes (reads + writes = counted bytes)",
+            "max_err": "max |ours - torch| on the first rows (<= 2^22 output elements)",
+            "large_numel": large, "width": cfg.width, "llm_tokens": list(cfg.llm_tokens),
+            "llm_d": list(cfg.llm_d), "warmup": cfg.warmup, "min_reps": cfg.min_reps,
+            "max_reps": cfg.max_reps, "budget_s": cfg.budget, "compile": cfg.compile,
             "cpu_reuse_memory": bool(cfg.cpu_reuse_memory) if device.type == "cpu" else None,
-            "min_reps": cfg.min_reps, "max_reps": cfg.max_reps, "budget_s": cfg.budget,
             "times_unit": "us", "bandwidth_unit": "GB/s (1e9 bytes/s)",
         },
+        "notes": notes,
+        "baselines": {b: BASELINES[b][1] for b in baselines},
+        "targets": targets,
         "copy": copies,
-        "summary": summary,
+        "geomeans": gm,
+        "memory": memory,
+        "overhead": overhead,
         "records": records,
     }
     if cfg.out:
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"{info['slug']}-{today}"
+        stem = out / (f"{info['slug']}-{today}" + (f"-{_slug(cfg.tag)}" if cfg.tag else ""))
         with open(f"{stem}.json", "w") as f:
             json.dump(result, f, indent=1)
             f.write("\n")
-        md = [
-            f"# fusedact vs torch: {info['device']}",
-            "",
-            f"- device: {info['device']} ({device.type})",
-            f"- torch: {torch.__version__}" + (f" (CUDA {info['torch_cuda']})" if device.type == "cuda" else ""),
-            f"- date: {today}",
-            f"- command: `{command}`",
-            f"- {numel} output elements per op (gated input (tokens, 2*{cfg.width})); "
-            "median time in microseconds; torch/ours > 1 means fusedact is faster",
-            "- GB/s from the fewest bytes each op must move (unary fwd 2s, bwd 3s per element; "
-            "gated fwd 3s, bwd 5s per output element); x/copy = that bandwidth over an "
-            "`x.clone()` of the same input, interleaved with the row's reps",
-            "- backward: torch.autograd.grad on a retained graph; max err = max |ours - torch| "
-            "(forward output or input gradient)",
-            f"- {copy_line}",
-            "",
-            markdown_table(records),
-            "",
-        ] + [f"- {line}" for line in summary] + [""]
-        with open(f"{stem}.md", "w") as f:
-            f.write("\n".join(md))
-        print(f"wrote {stem}.json and {stem}.md")
+        plot_note = None if cfg.no_plot else write_plot(
+            Path(f"{stem}.png"), records, f"fusedact, {info['device']}, torch {torch.__version__}, {today}",
+            device.type)
+        write_markdown(Path(f"{stem}.md"), result, info, device, baselines, copies, gm, targets,
+                       memory, overhead, records, plot_note, cfg, large)
+        print(f"wrote {stem}.json, {stem}.md"
+              + ("" if cfg.no_plot or plot_note else f", {stem}.png")
+              + (f" ({plot_note})" if plot_note else ""))
     return result
 
 
+def write_markdown(path: Path, result: dict, info: dict, device: torch.device, baselines, copies, gm,
+                   targets, memory, overhead, records, plot_note, cfg, large) -> None:
+    dev = f"{info['device']} ({device.type}" + (
+        f", sm_{info['compute_capability'].replace('.', '')}, CUDA {info['torch_cuda']})" if device.type == "cuda"
+        else f", {info['threads']} threads)")
+    md = [
+        f"# fusedact benchmark: {info['device']}",
+        "",
+        f"- device: {dev}",
+        f"- torch: {torch.__version__}; python {platform.python_version()}; fusedact commit {result['git_commit']}",
+        f"- date: {result['date']} ({result['timestamp']}); {result['wall_s']:.0f} s",
+        f"- command: `{result['command']}`",
+        f"- sizes: large tensor {large} output elements (unary (n/{cfg.width}, {cfg.width}); gated packed "
+        f"(tokens, 2x{cfg.width}); weighted (batch, {WEIGHT_CHANNELS}, length)); LLM shapes tokens "
+        f"{list(cfg.llm_tokens)} x d {list(cfg.llm_d)} for the gated ops and {', '.join(LLM_UNARY)}",
+        "- time: median of the per-call times, in microseconds; " + result["method"]["timing"]
+        + "; every contender and the copy interleaved, the order alternating per rep",
+        "- forward on inputs that require grad; backward = torch.autograd.grad on a retained graph; "
+        "fwd+bwd = both in one timed call (gated ops)",
+        "- `x B` = B's time / fusedact's time (> 1: fusedact faster). Baselines: "
+        + "; ".join(f"{BASELINES[b][0]}: {BASELINES[b][1]}" for b in baselines),
+        "- GB/s from the fewest bytes the op must move (" + result["method"]["bytes"] + "); `/copy` = that "
+        "bandwidth over the bandwidth of an `x.clone()` moving the same bytes in the same reps",
+        "- max err = max |fusedact - torch| over the first rows (<= 2^22 output elements) of the output "
+        "(fwd) or the input gradients (bwd)",
+    ] + [f"- note: {n}" for n in result["notes"] if n] + [
+        "",
+        "## Issue targets",
+        "",
+        markdown_table(["status", "target", "measured"], "<<<",
+                       [[t["status"], t["target"], t["measured"]] for t in targets]),
+        "",
+    ]
+    if not plot_note and not cfg.no_plot:
+        md += [f"![fraction of copy bandwidth]({path.stem}.png)", ""]
+    elif plot_note:
+        md += [f"(plot: {plot_note})", ""]
+    md += ["## Summary", "", f"- copy bandwidth (median over rows): " + "; ".join(
+        f"{c['dtype']} {c['shapes']} {c['GBps']:.1f} GB/s" for c in copies)]
+    md += [f"- {line}" for line in gm] + [""]
+    for kind, title in (("large", f"## Large tensor ({large} output elements)"), ("llm", "## LLM shapes (tokens x d)")):
+        rows = [r for r in records if r["shape_kind"] == kind]
+        if rows:
+            md += [title, "", records_markdown(rows, baselines), ""]
+    noted = [r for r in records if r.get("notes")]
+    if noted:
+        md += ["## Row notes", ""] + [f"- {_where(r)}: " + "; ".join(f"{k}: {v}" for k, v in r["notes"].items())
+                                      for r in noted] + [""]
+    if memory:
+        h, a, rows = memory_rows(memory)
+        md += ["## Peak memory, forward+backward (gated ops)", "",
+               "Bytes allocated at the peak of `y = f(x); autograd.grad(y, x, dy)` beyond the inputs and dy "
+               "(y and the gradient included). " + ("torch.cuda.max_memory_allocated." if device.type == "cuda"
+                                                     else _CPU_MEMORY_NOTE + "."), "",
+               markdown_table(h, a, rows), ""]
+    h, a, rows = overhead_rows(overhead)
+    md += ["## Per-call overhead (1-element tensor)", "",
+           f"Host time per call, median of {cfg.overhead_reps} interleaved batches of {cfg.overhead_calls} calls.", "",
+           markdown_table(h, a, rows), ""]
+    path.write_text("\n".join(md))
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _int_list(text: str) -> Tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(_HERE / "results"),
-                   help="folder for <device>-<date>.json/.md; '' writes nothing")
-    p.add_argument("--size", type=int, default=None,
-                   help="output elements per op on CPU (default 2^22; --quick: 2^12)")
-    p.add_argument("--cuda-size", type=int, default=None,
-                   help="output elements per op on CUDA (default 2^27; --quick: 2^16)")
+                   help="folder for <device>-<date>.json/.md/.png (default benchmarks/results); '' writes nothing")
+    p.add_argument("--device", "--devices", dest="devices", default="auto",
+                   help="cpu, cuda or a comma list; auto = cpu, plus cuda when present")
+    p.add_argument("--dtypes", default="",
+                   help="comma list of " + ",".join(DTYPES) + " (default float32,bfloat16, plus float16 on CUDA)")
+    p.add_argument("--ops", default="", help="comma list of op names (default: all; --quick: "
+                   + ",".join(QUICK_OPS) + ")")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke test: ops " + ",".join(QUICK_OPS) + ", large size 2^16 (CPU) / 2^20 (CUDA), "
+                   "LLM shapes 7,83 x 256, few reps")
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile baseline")
+    p.add_argument("--all-params", action="store_true", help="every parameter set of the registry, "
+                   "not only the defaults and the sets that change the formula")
+    p.add_argument("--size", type=int, default=None, help="large size on CPU, output elements (default 2^24; --quick 2^16)")
+    p.add_argument("--cuda-size", type=int, default=None, help="large size on CUDA (default 2^26; --quick 2^20)")
     p.add_argument("--width", type=int, default=None,
-                   help="gated hidden width d: input (tokens, 2*d) (default 4096; --quick: 64)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes and few reps (a smoke test)")
-    p.add_argument("--devices", default="auto", help="comma list of cpu,cuda; auto = cpu + cuda if present")
-    p.add_argument("--dtypes", default=",".join(DTYPES), help="comma list of " + ",".join(DTYPES))
-    p.add_argument("--ops", default="", help="comma list of op names (default all in the registry)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed calls per contender (default 3; --quick: 1)")
-    p.add_argument("--min-reps", type=int, default=None, help="default 10; --quick: 3")
-    p.add_argument("--max-reps", type=int, default=None, help="default 200 (CPU) / 500 (CUDA); --quick: 5")
+                   help="last dim of the large tensor; gated: d of the packed (tokens, 2d) input (default 4096; --quick 256)")
+    p.add_argument("--llm-tokens", type=_int_list, default=None,
+                   help="comma list of token counts of the LLM shapes (default 7,83,2048,8192; --quick 7,83); '' for none")
+    p.add_argument("--llm-d", type=_int_list, default=None,
+                   help="comma list of hidden sizes d of the LLM shapes (default 4096,14336; --quick 256)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls per contender (default 2 CPU, 5 CUDA; --quick 1)")
+    p.add_argument("--min-reps", type=int, default=None, help="default 5 CPU, 25 CUDA; --quick 3")
+    p.add_argument("--max-reps", type=int, default=None, help="default 100 CPU, 300 CUDA; --quick 5")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds of timed reps per row before stopping (default 1.0 CPU, 0.5 CUDA)")
+                   help="seconds of timed reps per row before stopping (default 1.0 CPU, 0.25 CUDA; --quick 0.05)")
+    p.add_argument("--max-buffers", type=int, default=512, help="CUDA: at most this many rotation buffers (default 512)")
+    p.add_argument("--no-rotate", action="store_true", help="CUDA: one input buffer (cache-warm reps)")
+    p.add_argument("--overhead-calls", type=int, default=None, help="calls per overhead batch (default 200)")
+    p.add_argument("--overhead-reps", type=int, default=None, help="overhead batches (default 31; --quick 5)")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.add_argument("--tag", default="", help="suffix of the result files, <device>-<date>-<tag>.* "
+                   "(e.g. when one run per dtype goes into the same folder)")
     p.add_argument("--cpu-reuse-memory", action="store_true",
                    help="keep glibc from mapping fresh pages for every large CPU allocation "
                         "(times the kernels without page faults; see reuse_cpu_memory)")
@@ -538,14 +1406,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         if o not in registry.BY_NAME:
             p.error(f"--ops: unknown op {o!r}; known: {sorted(registry.BY_NAME)}")
     q = cfg.quick
-    cfg.size = cfg.size or (2**12 if q else 2**22)
-    cfg.cuda_size = cfg.cuda_size or (2**16 if q else 2**27)
-    cfg.width = cfg.width or (64 if q else 4096)
-    cfg.warmup = cfg.warmup if cfg.warmup is not None else (1 if q else 3)
-    cfg.min_reps = cfg.min_reps or (3 if q else 10)
-    cfg._max_reps_arg = cfg.max_reps
-    cfg._budget_arg = cfg.budget
+    cfg.size = cfg.size or (2**16 if q else 2**24)
+    cfg.cuda_size = cfg.cuda_size or (2**20 if q else 2**26)
+    cfg.width = cfg.width or (256 if q else 4096)
+    if cfg.llm_tokens is None:
+        cfg.llm_tokens = (7, 83) if q else LLM_TOKENS
+    if cfg.llm_d is None:
+        cfg.llm_d = (256,) if q else LLM_D
+    cfg.overhead_calls = cfg.overhead_calls or 200
+    cfg.overhead_reps = cfg.overhead_reps or (5 if q else 31)
+    cfg._args = {k: getattr(cfg, k) for k in ("warmup", "min_reps", "max_reps", "budget")}
     return cfg
+
+
+def _device_defaults(cfg: argparse.Namespace, kind: str) -> None:
+    q, a = cfg.quick, cfg._args
+    cuda = kind == "cuda"
+    cfg.warmup = a["warmup"] if a["warmup"] is not None else (1 if q else (5 if cuda else 2))
+    cfg.min_reps = a["min_reps"] or (3 if q else (25 if cuda else 5))
+    cfg.max_reps = a["max_reps"] or (5 if q else (300 if cuda else 100))
+    cfg.budget = a["budget"] if a["budget"] is not None else (0.05 if q else (0.25 if cuda else 1.0))
 
 
 def reuse_cpu_memory() -> bool:
@@ -575,7 +1455,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     exe = sys.executable
     if exe.startswith(os.getcwd() + os.sep):
         exe = os.path.relpath(exe)
-    command = " ".join(shlex.quote(a) for a in [exe] + sys.argv)
+    command = " ".join(shlex.quote(a) for a in [exe] + (sys.argv if argv is None else ["bench.py"] + argv))
     if os.environ.get("PYTHONPATH"):
         command = f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} {command}"
     if cfg.devices == "auto":
@@ -587,9 +1467,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if name == "cuda" and not torch.cuda.is_available():
             print("cuda: not available, skipped")
             continue
-        cfg.max_reps = cfg._max_reps_arg or (5 if cfg.quick else (500 if name == "cuda" else 200))
-        cfg.budget = cfg._budget_arg if cfg._budget_arg is not None else (
-            0.05 if cfg.quick else (0.5 if name == "cuda" else 1.0))
+        _device_defaults(cfg, name)
         bench_device(torch.device(name), cfg, command)
     print(f"\ntotal wall time {time.perf_counter() - t0:.1f} s")
     return 0
