@@ -31,40 +31,44 @@ def _signature(first, spec, extra=()):
     return inspect.Signature(required + [p for p in params if p.default is not _NO_DEFAULT])
 
 
+def _function(name, signature, body, env):
+    """A plain Python function with this signature and body: binding arguments through
+    inspect.Signature at every call would cost several microseconds."""
+    defaults = {p.name: p.default for p in signature.parameters.values() if p.default is not _NO_DEFAULT}
+    params = ", ".join(
+        p.name if p.default is _NO_DEFAULT else f"{p.name}=_defaults[{p.name!r}]"
+        for p in signature.parameters.values()
+    )
+    source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = {**env, "_defaults": defaults}
+    exec(compile(source, f"<fusedact.functional.{name}>", "exec"), namespace)
+    function = namespace[name]
+    function.__module__ = __name__
+    return function
+
+
+def _call(callee, first, spec):
+    """`callee(<first args>, <op parameters in schema order>)` as source text."""
+    return f"{callee}({', '.join(list(first) + list(spec.params))})"
+
+
 def _unary(spec: OpSpec):
-    op = spec.op
-    inplace_op = getattr(_ops, spec.name + "_") if spec.inplace else None
     signature = _signature(["input"], spec, [("inplace", False)] if spec.inplace else [])
-
-    def fn(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        inplace = arguments.pop("inplace", False)
-        input = arguments.pop("input")
-        if inplace:
-            inplace_op(input, **arguments)
-            return input
-        return op(input, **arguments)
-
-    return fn, signature
+    body = [f"return {_call('_op', ['input'], spec)}"]
+    if spec.inplace:
+        body = ["if inplace:", f"    {_call('_inplace_op', ['input'], spec)}", "    return input"] + body
+    # The overloads themselves: calling the packet resolves the overload again on every call.
+    env = {"_op": spec.op.default,
+           "_inplace_op": getattr(_ops, spec.name + "_").default if spec.inplace else None}
+    return _function(spec.name, signature, body, env), signature
 
 
 def _gated(spec: OpSpec):
-    op = spec.op
     signature = _signature(["input"], spec, [("dim", -1)])
     split_signature = _signature(["gate", "up"], spec)
-
-    def fn(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return op(**bound.arguments)
-
-    def split(*args, **kwargs):
-        bound = split_signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return op.split(**bound.arguments)
-
+    env = {"_op": spec.op.default, "_split_op": spec.op.split}
+    fn = _function(spec.name, signature, [f"return {_call('_op', ['input'], spec)[:-1]}, dim)"], env)
+    split = _function(spec.name + "_split", split_signature, [f"return {_call('_split_op', ['gate', 'up'], spec)}"], env)
     return (fn, signature), (split, split_signature)
 
 
