@@ -10,14 +10,11 @@
 
 #include <fusedact/elementwise.h>
 
+#include "runs.h"
 #include "vectorized.h"
 
 namespace fusedact {
 namespace cpu {
-
-// Elements per parallel task: large enough to amortize task start-up, small enough to
-// split a few hundred thousand elements across cores.
-constexpr int64_t kGrainSize = 16384;
 
 template <class scalar_t, class Kernel>
 void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
@@ -36,28 +33,16 @@ void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand
 #endif
   using opmath_t = at::opmath_type<scalar_t>;
   constexpr int kIn = Kernel::kInputs, kOut = Kernel::kOutputs;
-  at::parallel_for(0, rows * cols, kGrainSize, [&](int64_t begin, int64_t end) {
-    int64_t row = begin / cols, col = begin % cols;
-    while (begin < end) {
-      // One contiguous run inside a row.
-      const int64_t len = std::min(cols - col, end - begin);
-      const scalar_t* in[kIn];
-      scalar_t* out[kOut];
-      for (int i = 0; i < kIn; ++i)
-        in[i] = static_cast<const scalar_t*>(inputs[i].data) + row * inputs[i].row_stride + col;
-      for (int o = 0; o < kOut; ++o)
-        out[o] = static_cast<scalar_t*>(outputs[o].data) + row * outputs[o].row_stride + col;
-      for (int64_t j = 0; j < len; ++j) {
-        opmath_t a[kIn], b[kOut];
-        for (int i = 0; i < kIn; ++i) a[i] = static_cast<opmath_t>(in[i][j]);
-        kernel(a, b);
-        for (int o = 0; o < kOut; ++o) out[o][j] = static_cast<scalar_t>(b[o]);
-      }
-      begin += len;
-      ++row;
-      col = 0;
-    }
-  });
+  for_each_run<scalar_t, kIn, kOut>(
+      rows, cols, inputs, outputs,
+      [&](const scalar_t* const* in, scalar_t* const* out, int64_t len) {
+        for (int64_t j = 0; j < len; ++j) {
+          opmath_t a[kIn], b[kOut];
+          for (int i = 0; i < kIn; ++i) a[i] = static_cast<opmath_t>(in[i][j]);
+          kernel(a, b);
+          for (int o = 0; o < kOut; ++o) out[o][j] = static_cast<scalar_t>(b[o]);
+        }
+      });
 }
 
 }  // namespace cpu

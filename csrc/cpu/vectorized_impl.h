@@ -1,16 +1,74 @@
-// The body of the SIMD kernels, included by one translation unit per instruction set after
-// it has set CPU_CAPABILITY (AVX2 or AVX512) and the matching target pragma. Every name
-// here lives in namespace cpu::CPU_CAPABILITY, and at::vec's types in their own inline
-// namespace per capability, so the units never define the same symbol twice.
+// The SIMD kernels, compiled once per instruction set: a translation unit defines
+// FUSEDACT_SIMD_AVX512 or FUSEDACT_SIMD_AVX2 and includes this file. torch's headers come
+// first, compiled for every CPU; then GCC's target pragma covers at::vec, the functors and
+// the kernels (templates take the target of the place they are defined). Every name here
+// lives in namespace cpu::CPU_CAPABILITY, and at::vec's types in their own inline namespace
+// per capability, so the units never define the same symbol twice.
+#include "simd.h"
+#if FUSEDACT_CPU_SIMD
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <functional>
+#include <string_view>
+#include <tuple>
+
+#pragma GCC push_options
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // a note on vector arguments, not a problem here
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"  // at::vec has clang/CUDA loop pragmas
+
+#if defined(FUSEDACT_SIMD_AVX512)
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#define CPU_CAPABILITY AVX512
+#define CPU_CAPABILITY_AVX512
+#define FUSEDACT_SIMD_FLOATS 16
+#elif defined(FUSEDACT_SIMD_AVX2)
+#pragma GCC target("avx2,fma,f16c")
+#define CPU_CAPABILITY AVX2
+#define CPU_CAPABILITY_AVX2
+#define FUSEDACT_SIMD_FLOATS 8
+#else
+#error "define FUSEDACT_SIMD_AVX512 or FUSEDACT_SIMD_AVX2 before including vectorized_impl.h"
+#endif
+
+// GCC's target pragma does not define the feature macros in C++; SLEEF's header needs them.
+#ifndef __AVX__
+#define __AVX__ 1
+#endif
+#ifndef __AVX2__
+#define __AVX2__ 1
+#endif
+#ifndef __FMA__
+#define __FMA__ 1
+#endif
+#ifndef __F16C__
+#define __F16C__ 1
+#endif
+#if defined(FUSEDACT_SIMD_AVX512)
+#ifndef __AVX512F__
+#define __AVX512F__ 1
+#endif
+#ifndef __AVX512BW__
+#define __AVX512BW__ 1
+#endif
+#ifndef __AVX512VL__
+#define __AVX512VL__ 1
+#endif
+#ifndef __AVX512DQ__
+#define __AVX512DQ__ 1
+#endif
+#endif
+
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
-#include <algorithm>
-#include <string_view>
-
 #include <fusedact/op_table.h>
 
+#include "runs.h"
 #include "vectorized.h"
 
 namespace fusedact {
@@ -37,9 +95,6 @@ namespace cpu {
 namespace CPU_CAPABILITY {
 
 using at::vec::Vectorized;
-
-// Elements per parallel task, as the scalar kernel.
-constexpr int64_t kSimdGrainSize = 16384;
 
 // `kernel` over n contiguous elements. Half types load one vector of storage and compute on
 // its two float halves. The tail is a partial load (zero-filled lanes, not stored), so every
@@ -81,23 +136,11 @@ void run_contiguous(const Kernel& kernel, const scalar_t* const* in, scalar_t* c
 template <class scalar_t, class Kernel>
 void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
                  const Operand* outputs) {
-  constexpr int kIn = Kernel::kInputs, kOut = Kernel::kOutputs;
-  at::parallel_for(0, rows * cols, kSimdGrainSize, [&](int64_t begin, int64_t end) {
-    int64_t row = begin / cols, col = begin % cols;
-    while (begin < end) {
-      const int64_t len = std::min(cols - col, end - begin);  // contiguous run inside a row
-      const scalar_t* in[kIn];
-      scalar_t* out[kOut];
-      for (int i = 0; i < kIn; ++i)
-        in[i] = static_cast<const scalar_t*>(inputs[i].data) + row * inputs[i].row_stride + col;
-      for (int o = 0; o < kOut; ++o)
-        out[o] = static_cast<scalar_t*>(outputs[o].data) + row * outputs[o].row_stride + col;
-      run_contiguous<scalar_t>(kernel, in, out, len);
-      begin += len;
-      ++row;
-      col = 0;
-    }
-  });
+  for_each_run<scalar_t, Kernel::kInputs, Kernel::kOutputs>(
+      rows, cols, inputs, outputs,
+      [&](const scalar_t* const* in, scalar_t* const* out, int64_t len) {
+        run_contiguous<scalar_t>(kernel, in, out, len);
+      });
 }
 
 // Taking their addresses instantiates (and emits) the kernels of every op-table row.
@@ -127,3 +170,10 @@ __attribute__((used)) static const void* const kSimdKernels[] = {
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace fusedact
+
+static_assert(at::vec::Vectorized<float>::size() == FUSEDACT_SIMD_FLOATS,
+              "at::vec was not built for this target");
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif  // FUSEDACT_CPU_SIMD
