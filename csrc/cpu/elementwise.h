@@ -21,7 +21,7 @@ void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand
                  const Operand* outputs) {
 #if FUSEDACT_CPU_SIMD
   if constexpr (HasSimdKernel<Kernel>::value && kSimdType<scalar_t>) {
-    switch (simd_allowed(kernel) ? simd_level() : SimdLevel::kNone) {
+    switch (simd_level()) {
       case SimdLevel::kAvx512:
         return AVX512::elementwise<scalar_t>(kernel, rows, cols, inputs, outputs);
       case SimdLevel::kAvx2:

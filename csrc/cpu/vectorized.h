@@ -1,7 +1,7 @@
 // The SIMD CPU kernels: the generic elementwise map with the functors evaluated on
-// at::vec::Vectorized (SLEEF exp/erf/tanh/..., as torch's own CPU kernels), compiled once
-// per instruction set (vectorized_avx2.cpp, vectorized_avx512.cpp) and chosen at run time
-// from torch's CPU capability (ATEN_CPU_CAPABILITY overrides it, as for torch). The unary
+// at::vec::Vectorized (float: the inline exp/tanh/erf of vec_float_math.h; double: SLEEF),
+// compiled once per instruction set (vectorized_avx2.cpp, vectorized_avx512.cpp) and chosen
+// at run time from torch's CPU capability (ATEN_CPU_CAPABILITY overrides it, as for torch). The unary
 // and gated modes in float, double, float16 and bfloat16 take this path; integer inputs and
 // the weighted ops take the scalar kernel of elementwise.h.
 #pragma once
@@ -52,24 +52,6 @@ template <class scalar_t>
 constexpr bool kSimdType = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double> ||
                            std::is_same_v<scalar_t, c10::Half> ||
                            std::is_same_v<scalar_t, c10::BFloat16>;
-
-// Whether this kernel's activation lets the SIMD path run (activations may say no at run
-// time by simd_allowed(); see Gelu).
-template <class Act, class = void>
-struct HasSimdAllowed : std::false_type {};
-template <class Act>
-struct HasSimdAllowed<Act, std::void_t<decltype(std::declval<const Act&>().simd_allowed())>>
-    : std::true_type {};
-
-template <class Kernel>
-bool simd_allowed(const Kernel& kernel) {
-  using Act = std::decay_t<decltype(kernel.act)>;
-  if constexpr (HasSimdAllowed<Act>::value) {
-    return kernel.act.simd_allowed();
-  } else {
-    return true;
-  }
-}
 
 enum class SimdLevel { kNone, kAvx2, kAvx512 };
 // The instruction set torch's CPU kernels use on this machine (at most AVX-512).

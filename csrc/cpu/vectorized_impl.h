@@ -69,13 +69,14 @@
 #include <fusedact/op_table.h>
 
 #include "runs.h"
+#include "vec_float_math.h"
 #include "vectorized.h"
 
 namespace fusedact {
 
 // The functors' primitives on SIMD vectors: SLEEF's 1-ulp functions, blend for select.
 template <class S>
-struct Math<at::vec::Vectorized<S>> {
+struct VectorMath {
   using V = at::vec::Vectorized<S>;
   static V c(double v) { return V(static_cast<S>(v)); }
   static V exp(const V& x) { return x.exp(); }
@@ -89,6 +90,16 @@ struct Math<at::vec::Vectorized<S>> {
   static V select(const V& mask, const V& if_true, const V& if_false) {
     return V::blendv(if_false, if_true, mask);
   }
+};
+template <class S>
+struct Math<at::vec::Vectorized<S>> : VectorMath<S> {};
+// float (and the half types, computed in float): the inline exp/tanh/erf of vec_float_math.h.
+template <>
+struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
+  using V = at::vec::Vectorized<float>;
+  static V exp(const V& x) { return vec_float_math::exp(x); }
+  static V tanh(const V& x) { return vec_float_math::tanh(x); }
+  static V erf(const V& x) { return vec_float_math::erf(x); }
 };
 
 namespace cpu {
@@ -105,7 +116,26 @@ void run_contiguous(const Kernel& kernel, const scalar_t* const* in, scalar_t* c
   constexpr int kIn = Kernel::kInputs, kOut = Kernel::kOutputs;
   using Storage = Vectorized<scalar_t>;
   constexpr int64_t step = Storage::size();
-  for (int64_t j = 0; j < n; j += step) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
+    // Two independent vectors per iteration: the activations are long dependency chains
+    // (exp, a division), and two in one body let the compiler interleave them (up to 2x on
+    // tanh-GELU). The half types below already evaluate two float vectors per load.
+    for (; j + 2 * step <= n; j += 2 * step) {
+      Storage first_in[kIn], second_in[kIn], first_out[kOut], second_out[kOut];
+      for (int i = 0; i < kIn; ++i) {
+        first_in[i] = Storage::loadu(in[i] + j);
+        second_in[i] = Storage::loadu(in[i] + j + step);
+      }
+      kernel(first_in, first_out);
+      kernel(second_in, second_out);
+      for (int o = 0; o < kOut; ++o) {
+        first_out[o].store(out[o] + j);
+        second_out[o].store(out[o] + j + step);
+      }
+    }
+  }
+  for (; j < n; j += step) {
     const int64_t count = std::min(step, n - j);
     Storage loaded[kIn];
     for (int i = 0; i < kIn; ++i)

@@ -20,8 +20,8 @@ from conftest import (
     call_packed,
     call_split,
     halves,
-    opmath,
     randn,
+    reference_input,
     ref_packed,
     ref_split,
     scalar_path,
@@ -131,8 +131,8 @@ device_param = pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,params", UNARY_CASES)
 def test_unary_forward_backward(spec, params, layout, dtype, device):
     x = UNARY_LAYOUTS[layout](dtype, device)
-    # Compositions in half types are referenced in float32, rounded once (conftest.opmath).
-    x_ours, x_ref = _leaf(x), _ref_leaf(opmath(x) if spec.composite else x)
+    # The reference's input type: conftest.reference_input.
+    x_ours, x_ref = _leaf(x), _ref_leaf(reference_input(x, spec, params))
 
     y = spec.op(x_ours, **params)
     ref = spec.reference(x_ref, **params)
@@ -188,7 +188,7 @@ def test_unary_out_of_place_leaves_input_alone(spec, params, device):
 def test_gated_packed_forward_backward(spec, params, layout, dtype, device):
     make, dim = GATED_LAYOUTS[layout]
     x = make(dtype, device)
-    x_ours, x_ref = _leaf(x), _ref_leaf(opmath(x))  # opmath: see conftest
+    x_ours, x_ref = _leaf(x), _ref_leaf(reference_input(x, spec, params))  # see conftest
 
     y = call_packed(spec, x_ours, params, dim)
     ref = ref_packed(spec, x_ref, params, dim)
@@ -196,7 +196,7 @@ def test_gated_packed_forward_backward(spec, params, layout, dtype, device):
 
     g = randn(ref.shape, dtype, device)
     (gx,) = torch.autograd.grad(y, x_ours, g)
-    (gx_ref,) = torch.autograd.grad(ref, x_ref, opmath(g))
+    (gx_ref,) = torch.autograd.grad(ref, x_ref, reference_input(g, spec, params))
     gx_ref = gx_ref.to(dtype)
     assert_close(gx, gx_ref, equal_nan=True)
 
@@ -227,7 +227,7 @@ def test_gated_default_dim_is_last(spec, params, device):
 def test_gated_split_forward_backward(spec, params, layout, dtype, device):
     gate, up = SPLIT_LAYOUTS[layout](dtype, device)
     gate_ours, up_ours = _leaf(gate), _leaf(up)
-    gate_ref, up_ref = _ref_leaf(opmath(gate)), _ref_leaf(opmath(up))  # opmath: see conftest
+    gate_ref, up_ref = (_ref_leaf(reference_input(t, spec, params)) for t in (gate, up))  # see conftest
 
     y = call_split(spec, gate_ours, up_ours, params)
     ref = ref_split(spec, gate_ref, up_ref, params)
@@ -235,7 +235,8 @@ def test_gated_split_forward_backward(spec, params, layout, dtype, device):
 
     g = randn(ref.shape, dtype, device)
     grads = torch.autograd.grad(y, (gate_ours, up_ours), g)
-    grads_ref = tuple(t.to(dtype) for t in torch.autograd.grad(ref, (gate_ref, up_ref), opmath(g)))
+    g_ref = reference_input(g, spec, params)
+    grads_ref = tuple(t.to(dtype) for t in torch.autograd.grad(ref, (gate_ref, up_ref), g_ref))
     assert_close(grads, grads_ref, equal_nan=True)
 
     direct = spec.backward_op.split(g, gate, up, **params)

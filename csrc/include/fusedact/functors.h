@@ -109,34 +109,44 @@ FUSEDACT_HD void tanh_sech2(T u, T& t, T& sech2) {
 }
 
 
+// s = sigmoid(v) and its complement 1 - s, both without cancellation or overflow: with
+// e = exp(-|v|), the pair is 1/(1+e) and e/(1+e), in the order the sign of v decides.
+template <class T>
+FUSEDACT_HD void sigmoid_pair(T v, T& s, T& one_minus_s) {
+  using M = Math<T>;
+  const T e = M::exp(-M::abs(v));
+  const T near_one = M::c(1) / (M::c(1) + e), near_zero = e * near_one;
+  const auto positive = v >= M::c(0);
+  s = M::select(positive, near_one, near_zero);
+  one_minus_s = M::select(positive, near_zero, near_one);
+}
+
 // gelu, exact: f = x*Phi(x);  f' = Phi(x) + x*phi(x);  f'' = phi(x)*(2 - x^2).
-// gelu, tanh:  f = x/2*(1+t), t = tanh(u), u = k*(x + c*x^3);
-//              f' = (1+t)/2 + x/2*(1-t^2)*u';  f'' = (1-t^2)*(u' + x/2*u'' - x*t*u'^2).
+// gelu, tanh:  f = x/2*(1+tanh(u)), u = k*(x + c*x^3), evaluated as x*s with s = sigmoid(2u)
+//              (1 + tanh(u) = 2s and 1 - tanh(u)^2 = 4s(1-s) hold exactly; this form needs one
+//              exp and does not cancel in the left tail as 1 + tanh(u) and 1 - tanh^2 do):
+//              f' = s*(1 + 2x(1-s)*u');  f'' = 4s(1-s)*(u' + x/2*u'' - x*(2s-1)*u'^2).
 struct Gelu {
   bool tanh_approx = false;
 
-  // The SIMD CPU kernels (SLEEF's tanh) may not run tanh-GELU: its derivative cancels in
-  // 1 - tanh^2 for x < -5, where SLEEF's and libm's tanh differ in the last bit, and torch's
-  // own CPU kernel takes libm for the tail of every row; the scalar kernel keeps matching it.
-  FUSEDACT_HD bool simd_allowed() const { return !tanh_approx; }
-
-  // u = k*(x + c*x^3) and its first two derivatives.
+  // u = k*(x + c*x^3) and its first two derivatives; s = sigmoid(2u) and 1 - s.
   template <class T>
-  FUSEDACT_HD static void inner(T x, T& u, T& du, T& ddu) {
+  FUSEDACT_HD static void inner(T x, T& du, T& ddu, T& s, T& one_minus_s) {
     using M = Math<T>;
     using namespace constants;
-    u = M::c(kSqrt2OverPi) * (x + M::c(kGeluTanhCubic) * x * x * x);
+    const T u = M::c(kSqrt2OverPi) * (x + M::c(kGeluTanhCubic) * x * x * x);
     du = M::c(kSqrt2OverPi) * (M::c(1) + M::c(3 * kGeluTanhCubic) * x * x);
     ddu = M::c(kSqrt2OverPi * 6 * kGeluTanhCubic) * x;
+    sigmoid_pair(M::c(2) * u, s, one_minus_s);
   }
 
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
     if (tanh_approx) {
-      T u, du, ddu;
-      inner(x, u, du, ddu);
-      return M::c(0.5) * x * (M::c(1) + M::tanh(u));
+      T du, ddu, s, one_minus_s;
+      inner(x, du, ddu, s, one_minus_s);
+      return x * s;
     }
     return x * M::c(0.5) * (M::c(1) + M::erf(x * M::c(constants::kSqrt1_2)));
   }
@@ -146,10 +156,9 @@ struct Gelu {
     using M = Math<T>;
     using namespace constants;
     if (tanh_approx) {
-      T u, du, ddu;
-      inner(x, u, du, ddu);
-      const T t = M::tanh(u);
-      return M::c(0.5) * (M::c(1) + t) + M::c(0.5) * x * (M::c(1) - t * t) * du;
+      T du, ddu, s, one_minus_s;
+      inner(x, du, ddu, s, one_minus_s);
+      return s * (M::c(1) + M::c(2) * x * one_minus_s * du);  // -0 where s underflows, x < 0
     }
     const T cdf = M::c(0.5) * (M::c(1) + M::erf(x * M::c(kSqrt1_2)));
     const T pdf = M::c(kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
@@ -160,10 +169,10 @@ struct Gelu {
   FUSEDACT_HD T d2(T x) const {
     using M = Math<T>;
     if (tanh_approx) {
-      T u, du, ddu, t, sech2;
-      inner(x, u, du, ddu);
-      tanh_sech2(u, t, sech2);
-      return sech2 * (du + M::c(0.5) * x * ddu - x * t * du * du);
+      T du, ddu, s, one_minus_s;
+      inner(x, du, ddu, s, one_minus_s);
+      return M::c(4) * s * one_minus_s *
+             (du + M::c(0.5) * x * ddu - x * (s - one_minus_s) * du * du);
     }
     const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
     return pdf * (M::c(2) - x * x);
