@@ -73,10 +73,11 @@ inline Saved saved_output(size_t i) { return {true, i}; }
 
 // Runs `forward()` (returning the outputs) below autograd; when an input requires grad,
 // records a node for op `op_name` (no namespace) over `inputs` that saves `saves` and runs `backward`.
-template <class Forward>
+// `backward` stays a plain callable until a node needs it (no std::function without grad).
+template <class Forward, class Backward>
 variable_list differentiable(const std::string& op_name, const variable_list& inputs,
                              std::initializer_list<Saved> saves, Forward&& forward,
-                             SavedTensorsNode::Backward backward) {
+                             Backward&& backward) {
   const bool requires_grad = torch::autograd::compute_requires_grad(inputs);
   variable_list outputs;
   {
@@ -92,7 +93,7 @@ variable_list differentiable(const std::string& op_name, const variable_list& in
   for (const Saved& s : saves) {
     node->saved.emplace_back(s.is_output ? outputs[s.index] : inputs[s.index], s.is_output);
   }
-  node->backward = std::move(backward);
+  node->backward = std::forward<Backward>(backward);
   return outputs;
 }
 
@@ -100,9 +101,9 @@ variable_list differentiable(const std::string& op_name, const variable_list& in
 // raises), `modify()` below autograd, the version bump, and with grad a new history for
 // `self` through a node that saves the result (a view's too, without a reference cycle)
 // or, when !save_result, a copy of `self` taken before it was overwritten.
-template <class Modify>
+template <class Modify, class Backward>
 void differentiable_inplace(const std::string& op_name, at::Tensor& self, bool save_result,
-                            Modify&& modify, SavedTensorsNode::Backward backward) {
+                            Modify&& modify, Backward&& backward) {
   const bool requires_grad = torch::autograd::compute_requires_grad(self);
   torch::autograd::check_inplace(self, requires_grad);
   std::shared_ptr<SavedTensorsNode> node;
@@ -113,7 +114,7 @@ void differentiable_inplace(const std::string& op_name, at::Tensor& self, bool s
                                              torch::autograd::deleteNode);
     node->op_name = node_name(op_name);
     node->set_next_edges(torch::autograd::collect_next_edges(self));
-    node->backward = std::move(backward);
+    node->backward = std::forward<Backward>(backward);
   }
   {
     at::AutoDispatchBelowADInplaceOrView guard;

@@ -26,14 +26,13 @@ imported, otherwise right after the first `import torch.distributed.tensor`.
 
 from __future__ import annotations
 
-import importlib.abc
-import sys
 import threading
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ._after_import import call_after_import
 from .registry import OPS, OpSpec, overloads
 
 __all__ = ["install", "register_sharding_rules", "registered_rules", "unsupported_reason"]
@@ -44,6 +43,7 @@ _lock = threading.Lock()
 _registered: Dict[str, str] = {}  # "fusedact::op.overload" -> rule name
 _unsupported_reason: Optional[str] = None
 _done = False
+_installed = False  # the import hook is set (install() is idempotent)
 
 
 # --------------------------------------------------------------------------------------
@@ -313,63 +313,10 @@ def _register_quietly() -> None:
         warnings.warn(f"fusedact: could not register DTensor sharding rules: {e!r}")
 
 
-class _AfterDTensorImport(importlib.abc.MetaPathFinder):
-    """Registers the rules right after `torch.distributed.tensor` has been imported.
-
-    It finds the module's spec through the other finders and wraps the loader's
-    exec_module; it touches nothing else and removes itself once it has fired."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != _DTENSOR_MODULE:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        hook = self
-
-        class _Loader(importlib.abc.Loader):
-            def create_module(self, module_spec):
-                return loader.create_module(module_spec)
-
-            def exec_module(self, module):
-                # Restore the real loader, so the module looks as if imported normally.
-                module_spec = getattr(module, "__spec__", None)
-                if module_spec is not None:
-                    module_spec.loader = loader
-                module.__loader__ = loader
-                loader.exec_module(module)
-                hook._remove()
-                _register_quietly()
-
-        spec.loader = _Loader()
-        return spec
-
-    def _remove(self):
-        try:
-            sys.meta_path.remove(self)
-        except ValueError:
-            pass
-
-
-_hook: Optional[_AfterDTensorImport] = None
-
-
 def install() -> None:
     """Registers the rules now if DTensor is already imported, else right after it is."""
-    global _hook
-    if _done or not torch.distributed.is_available():
+    global _installed
+    if _done or _installed or not torch.distributed.is_available():
         return
-    if _DTENSOR_MODULE in sys.modules:
-        _register_quietly()
-        return
-    if _hook is None:
-        _hook = _AfterDTensorImport()
-        sys.meta_path.insert(0, _hook)
+    _installed = True
+    call_after_import(_DTENSOR_MODULE, _register_quietly)
