@@ -8,8 +8,9 @@ import torch  # noqa: F401  (the extension links against torch's libraries)
 from . import _C  # noqa: F401  (registers torch.ops.fusedact.*)
 from . import functional, nn, registry
 from . import _functorch  # noqa: F401  (torch.func.vmap rules)
+from .replace import ReplaceReport, replace_activations
 
-__all__ = ["functional", "nn", "registry", "ops"]
+__all__ = ["functional", "nn", "registry", "ops", "replace_activations", "ReplaceReport"]
 __version__ = "0.1.0"
 
 ops = torch.ops.fusedact
