@@ -86,6 +86,8 @@ test-python:
 BENCH_ARGS ?=
 bench: ext
 	PYTHONPATH=python $(PY) benchmarks/bench.py --out benchmarks/results $(BENCH_ARGS)
+	PYTHONPATH=python $(PY) benchmarks/bench_models.py --out-dir benchmarks/results
+	PYTHONPATH=python $(PY) benchmarks/bench_diagnostics.py --out-dir benchmarks/results
 
 # ---------------------------------------------------------------------------------------------
 # GPU check, for a GPU host (offline, torch preinstalled):
