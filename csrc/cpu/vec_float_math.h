@@ -1,4 +1,4 @@
-// exp, tanh and erf on float SIMD vectors, written with at::vec operations only (so one
+// exp, tanh, erf and log1p on float SIMD vectors, written with at::vec operations only (so one
 // definition serves AVX2 and AVX-512), inline and branch-free. SLEEF's versions are calls
 // with special-case handling that cost 2-3x more per element; these stay within ~2 ulp.
 // Included by vectorized_impl.h under the per-instruction-set target pragma.
@@ -73,6 +73,38 @@ inline Floats erf(const Floats& x) {
   r = at::vec::fmadd(r, t, Floats(0.254829592f));
   const Floats magnitude = Floats(1.f) - r * t * exp((a * a).neg());
   return Floats::blendv(magnitude, magnitude.neg(), x < Floats(0.f));
+}
+
+// log1p(y) = log(u) - ((u - 1) - y)/u with u = 1 + y (the quotient restores what rounding
+// 1 + y lost), log(u) from u = m*2^e, m in [sqrt(1/2), sqrt(2)): log(m) by Cephes' logf
+// polynomial in m - 1, plus e*ln 2 in two parts. u = 0, inf, NaN and u < 0 by blends.
+inline Floats log1p(const Floats& y) {
+  const Floats u = y + Floats(1.f);
+  const Ints bits = at::vec::cast<int32_t>(u);
+  Floats e = at::vec::convert_to_fp_of_same_size<float>((bits >> Ints(23)) - Ints(126));
+  Floats m = at::vec::cast<float>((bits & Ints(static_cast<int32_t>(0x807FFFFFu))) | Ints(0x3F000000));  // [0.5, 1)
+  const Floats low = m < Floats(0.707106781186547524f);
+  e = e - (low & Floats(1.f));
+  m = m + (low & m) - Floats(1.f);  // m - 1 in [sqrt(1/2) - 1, sqrt(2) - 1)
+  const Floats z = m * m;
+  Floats p(7.0376836292e-2f);
+  p = at::vec::fmadd(p, m, Floats(-1.1514610310e-1f));
+  p = at::vec::fmadd(p, m, Floats(1.1676998740e-1f));
+  p = at::vec::fmadd(p, m, Floats(-1.2420140846e-1f));
+  p = at::vec::fmadd(p, m, Floats(1.4249322787e-1f));
+  p = at::vec::fmadd(p, m, Floats(-1.6668057665e-1f));
+  p = at::vec::fmadd(p, m, Floats(2.0000714765e-1f));
+  p = at::vec::fmadd(p, m, Floats(-2.4999993993e-1f));
+  p = at::vec::fmadd(p, m, Floats(3.3333331174e-1f));
+  Floats r = m * z * p;
+  r = at::vec::fmadd(e, Floats(-2.12194440e-4f), r);
+  r = at::vec::fmadd(z, Floats(-0.5f), r);
+  const Floats log_u = at::vec::fmadd(e, Floats(0.693359375f), m + r);
+  const Floats result = log_u - ((u - Floats(1.f)) - y) / u;
+  const Floats kInf(std::numeric_limits<float>::infinity());
+  Floats special = Floats::blendv(Floats(std::numeric_limits<float>::quiet_NaN()), u, u == kInf);
+  special = Floats::blendv(special, kInf.neg(), u == Floats(0.f));
+  return Floats::blendv(special, result, (u > Floats(0.f)) & (u < kInf));
 }
 
 }  // namespace vec_float_math

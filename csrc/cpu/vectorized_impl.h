@@ -93,13 +93,14 @@ struct VectorMath {
 };
 template <class S>
 struct Math<at::vec::Vectorized<S>> : VectorMath<S> {};
-// float (and the half types, computed in float): the inline exp/tanh/erf of vec_float_math.h.
+// float (and the half types, computed in float): the inline functions of vec_float_math.h.
 template <>
 struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   using V = at::vec::Vectorized<float>;
   static V exp(const V& x) { return vec_float_math::exp(x); }
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
   static V erf(const V& x) { return vec_float_math::erf(x); }
+  static V log1p(const V& x) { return vec_float_math::log1p(x); }
 };
 
 namespace cpu {
