@@ -43,7 +43,7 @@ double check_nonnegative(const char* op, const char* arg, double value) {
 }
 
 double check_ordered(const char* op, double min_val, double max_val) {
-  TORCH_CHECK(min_val <= max_val, "fusedact::", op,
+  TORCH_CHECK(!(min_val > max_val), "fusedact::", op,  // a NaN bound passes (torch: NaN out)
               ": argument 'min_val' must not be greater than 'max_val', got ", min_val, " > ",
               max_val);
   return min_val;

@@ -10,6 +10,8 @@
 // torch.manual_seed) and rrelu_with_noise applies them; its autograd saves the noise and
 // the backward uses it. rrelu_with_noise is the prelu functor with an elementwise weight,
 // run by the generic elementwise kernels.
+#include <cmath>
+
 #include "autograd.h"
 #include "common.h"
 
@@ -17,6 +19,8 @@ namespace fusedact {
 namespace {
 
 void check_bounds(const char* op, double lower, double upper) {
+  TORCH_CHECK(std::isfinite(lower) && std::isfinite(upper), "fusedact::", op,
+              ": arguments 'lower' and 'upper' must be finite, got ", lower, " and ", upper);
   TORCH_CHECK(lower <= upper, "fusedact::", op, ": argument 'lower' (", lower,
               ") must not be greater than argument 'upper' (", upper, ")");
 }

@@ -56,7 +56,8 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     static Derivs derivatives(const char* op, const Act& act) {
       TORCH_CHECK(act.output_determines_derivative(), "fusedact::", op,
                   ": the backward of the in-place ", Op::name,
-                  "_ is not supported with a negative slope parameter (its result no longer "
+                  "_ is not supported with a negative slope parameter ('negative_slope' of "
+                  "leaky_relu_, 'alpha' of elu_ and celu_; its result no longer "
                   "tells which branch the input took; torch raises here too): call the "
                   "out-of-place ", Op::name, " instead");
       return {act};

@@ -1,4 +1,4 @@
-// exp, tanh, erf and log1p on float SIMD vectors, written with at::vec operations only (so one
+// exp, tanh, erfc and log1p on float SIMD vectors, written with at::vec operations only (so one
 // definition serves AVX2 and AVX-512), inline and branch-free. SLEEF's versions are calls
 // with special-case handling that cost 2-3x more per element; these stay within ~2 ulp.
 // Included by vectorized_impl.h under the per-instruction-set target pragma.
@@ -20,25 +20,51 @@ inline Floats pow2(const Floats& k) {
   return at::vec::cast<float>(biased << Ints(23));
 }
 
-// exp(x) = 2^n * exp(r), n = round(x/ln 2), r = x - n*ln 2 (ln 2 split in two so the product
-// is exact), exp(r) by a degree-6 minimax polynomial on |r| <= ln2/2 (Cephes' expf
-// coefficients). 2^n is applied in two halves so results down to the subnormals round once.
-inline Floats exp(const Floats& x) {
-  const Floats kMaxArg(88.72283935546875f);  // largest float with a finite exp
-  const Floats clamped = at::vec::minimum(at::vec::maximum(x, Floats(-104.f)), kMaxArg);
-  const Floats n = (clamped * Floats(1.44269504088896341f)).round();
-  Floats r = at::vec::fmadd(n, Floats(-0.693359375f), clamped);
-  r = at::vec::fmadd(n, Floats(2.12194440e-4f), r);
+// exp(r) * 2^n for |r| <= ln2/2 (a little more after exp_sum's addition): exp(r) by a
+// degree-6 minimax polynomial (Cephes' expf coefficients), 2^n applied in two halves so
+// results down to the subnormals round once.
+inline Floats exp_reduced(const Floats& r, const Floats& n) {
   Floats p(1.9875691500e-4f);
   p = at::vec::fmadd(p, r, Floats(1.3981999507e-3f));
   p = at::vec::fmadd(p, r, Floats(8.3334519073e-3f));
   p = at::vec::fmadd(p, r, Floats(4.1665795894e-2f));
   p = at::vec::fmadd(p, r, Floats(1.6666665459e-1f));
   p = at::vec::fmadd(p, r, Floats(5.0000001201e-1f));
-  const Floats y = at::vec::fmadd(p * r, r, r + Floats(1.f));
+  // 1 + (r + r^2 p): the small part first, so only the last addition rounds at 1's scale.
+  const Floats y = at::vec::fmadd(p, r * r, r) + Floats(1.f);
   const Floats half_n = (n * Floats(0.5f)).floor();
-  const Floats result = y * pow2(half_n) * pow2(n - half_n);
-  return Floats::blendv(result, Floats(std::numeric_limits<float>::infinity()), x > kMaxArg);
+  return y * pow2(half_n) * pow2(n - half_n);
+}
+
+constexpr float kExpMaxArg = 88.72283935546875f;  // largest float with a finite exp
+constexpr float kExpMinArg = -104.f;                // exp rounds to 0 below
+
+// n = round(x/ln 2) and x - n*ln 2, ln 2 split in two so the products are exact.
+inline Floats reduce(const Floats& x, Floats& n) {
+  n = (x * Floats(1.44269504088896341f)).round();
+  const Floats r = at::vec::fmadd(n, Floats(-0.693359375f), x);
+  return at::vec::fmadd(n, Floats(2.12194440e-4f), r);
+}
+
+// exp(x), within ~1 ulp.
+inline Floats exp(const Floats& x) {
+  const Floats clamped =
+      at::vec::minimum(at::vec::maximum(x, Floats(kExpMinArg)), Floats(kExpMaxArg));
+  Floats n;
+  const Floats result = exp_reduced(reduce(clamped, n), n);
+  return Floats::blendv(result, Floats(std::numeric_limits<float>::infinity()),
+                        x > Floats(kExpMaxArg));
+}
+
+// exp(a + b) for a <= 0 and small |b|, without rounding a + b: the reduction is exact for
+// a, and b joins the reduced argument (erfc's exp(-z^2 + q) keeps its accuracy this way).
+inline Floats exp_sum(const Floats& a, const Floats& b) {
+  const Floats sum = a + b;
+  Floats n;
+  reduce(at::vec::maximum(sum, Floats(kExpMinArg)), n);
+  Floats r = at::vec::fmadd(n, Floats(-0.693359375f), a);
+  r = at::vec::fmadd(n, Floats(2.12194440e-4f), r) + b;
+  return Floats::blendv(exp_reduced(r, n), Floats(0.f), sum < Floats(kExpMinArg));
 }
 
 // tanh: odd Taylor series through x^19 for |x| < 0.625 (truncation < 1e-8 relative), else
@@ -61,18 +87,28 @@ inline Floats tanh(const Floats& x) {
   return Floats::blendv(signed_large, series, a < Floats(0.625f));
 }
 
-// erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7, the approximation torch's own
-// vectorized erf uses), with the exp above.
-inline Floats erf(const Floats& x) {
-  const Floats a = x.abs();
-  const Floats t = Floats(1.f) / at::vec::fmadd(Floats(0.3275911f), a, Floats(1.f));
-  Floats r(1.061405429f);
-  r = at::vec::fmadd(r, t, Floats(-1.453152027f));
-  r = at::vec::fmadd(r, t, Floats(1.421413741f));
-  r = at::vec::fmadd(r, t, Floats(-0.284496736f));
-  r = at::vec::fmadd(r, t, Floats(0.254829592f));
-  const Floats magnitude = Floats(1.f) - r * t * exp((a * a).neg());
-  return Floats::blendv(magnitude, magnitude.neg(), x < Floats(0.f));
+// erfc: for z = |x|, t = 1/(1 + z/2), erfc(z) = t*exp(-z^2 + q(t)) with the Chebyshev fit
+// q of Numerical Recipes' erfcc (fractional error < 1.2e-7 for all z), z^2 carried exactly
+// (its rounding error joins q); erfc(x) = 2 - erfc(-x) for x < 0.
+inline Floats erfc(const Floats& x) {
+  const Floats z = x.abs();
+  const Floats t = Floats(1.f) / at::vec::fmadd(Floats(0.5f), z, Floats(1.f));
+  Floats q(0.17087277f);
+  q = at::vec::fmadd(q, t, Floats(-0.82215223f));
+  q = at::vec::fmadd(q, t, Floats(1.48851587f));
+  q = at::vec::fmadd(q, t, Floats(-1.13520398f));
+  q = at::vec::fmadd(q, t, Floats(0.27886807f));
+  q = at::vec::fmadd(q, t, Floats(-0.18628806f));
+  q = at::vec::fmadd(q, t, Floats(0.09678418f));
+  q = at::vec::fmadd(q, t, Floats(0.37409196f));
+  q = at::vec::fmadd(q, t, Floats(1.00002368f));
+  q = at::vec::fmadd(q, t, Floats(-1.26551223f));
+  const Floats z2 = z * z;
+  // z*z - z2, exactly (0 where z2 is infinite: inf - inf would make erfc(+-inf) NaN)
+  const Floats z2_error =
+      Floats::blendv(at::vec::fmsub(z, z, z2), Floats(0.f), z2 == Floats(std::numeric_limits<float>::infinity()));
+  const Floats tail = t * exp_sum(z2.neg(), q - z2_error);
+  return Floats::blendv(tail, Floats(2.f) - tail, x < Floats(0.f));
 }
 
 // log1p(y) = log(u) - ((u - 1) - y)/u with u = 1 + y (the quotient restores what rounding
@@ -100,7 +136,20 @@ inline Floats log1p(const Floats& y) {
   r = at::vec::fmadd(e, Floats(-2.12194440e-4f), r);
   r = at::vec::fmadd(z, Floats(-0.5f), r);
   const Floats log_u = at::vec::fmadd(e, Floats(0.693359375f), m + r);
-  const Floats result = log_u - ((u - Floats(1.f)) - y) / u;
+  const Floats via_log = log_u - ((u - Floats(1.f)) - y) / u;
+  // -0.5 <= y <= 1 (the exp(-|x|) of softplus and logsigmoid): log1p(y) = 2*atanh(s),
+  // s = y/(2 + y), |s| <= 1/3, by its odd series through s^15; y itself never rounds.
+  const Floats sv = y / (y + Floats(2.f));
+  const Floats s2 = sv * sv;
+  Floats a(2.f / 15.f);
+  a = at::vec::fmadd(a, s2, Floats(2.f / 13.f));
+  a = at::vec::fmadd(a, s2, Floats(2.f / 11.f));
+  a = at::vec::fmadd(a, s2, Floats(2.f / 9.f));
+  a = at::vec::fmadd(a, s2, Floats(2.f / 7.f));
+  a = at::vec::fmadd(a, s2, Floats(2.f / 5.f));
+  a = at::vec::fmadd(a, s2, Floats(2.f / 3.f));
+  const Floats via_series = at::vec::fmadd(sv * s2, a, sv + sv);
+  const Floats result = Floats::blendv(via_log, via_series, (y >= Floats(-0.5f)) & (y <= Floats(1.f)));
   const Floats kInf(std::numeric_limits<float>::infinity());
   Floats special = Floats::blendv(Floats(std::numeric_limits<float>::quiet_NaN()), u, u == kInf);
   special = Floats::blendv(special, kInf.neg(), u == Floats(0.f));

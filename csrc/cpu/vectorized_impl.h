@@ -13,6 +13,7 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string_view>
 #include <tuple>
 
@@ -83,6 +84,7 @@ struct VectorMath {
   static V expm1(const V& x) { return x.expm1(); }
   static V log1p(const V& x) { return x.log1p(); }
   static V erf(const V& x) { return x.erf(); }
+  static V erfc(const V& x) { return x.erfc(); }
   static V tanh(const V& x) { return x.tanh(); }
   static V abs(const V& x) { return x.abs(); }
   static V zero_like(const V&) { return V(S(0)); }
@@ -99,7 +101,7 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   using V = at::vec::Vectorized<float>;
   static V exp(const V& x) { return vec_float_math::exp(x); }
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
-  static V erf(const V& x) { return vec_float_math::erf(x); }
+  static V erfc(const V& x) { return vec_float_math::erfc(x); }
   static V log1p(const V& x) { return vec_float_math::log1p(x); }
 };
 
@@ -111,6 +113,22 @@ using at::vec::Vectorized;
 // `kernel` over n contiguous elements. Half types load one vector of storage and compute on
 // its two float halves. The tail is a partial load (zero-filled lanes, not stored), so every
 // element goes through the same instructions wherever it sits (batch invariance).
+// NaN lanes as the one quiet NaN (+, no payload): which NaN an instruction passes on
+// depends on operand order, which differs between the loop variants below (and the
+// compiler's choices); results must be bitwise the same wherever an element sits.
+template <class V>
+V canonical_nan(const V& v) {
+  using S = typename V::value_type;
+  return V::blendv(v, V(std::numeric_limits<S>::quiet_NaN()), v.isnan());
+}
+
+// `kernel` on loaded operands, NaNs canonical.
+template <class Kernel, class V>
+void evaluate(const Kernel& kernel, const V* in, V* out) {
+  kernel(in, out);
+  for (int o = 0; o < Kernel::kOutputs; ++o) out[o] = canonical_nan(out[o]);
+}
+
 template <class scalar_t, class Kernel>
 void run_contiguous(const Kernel& kernel, const scalar_t* const* in, scalar_t* const* out,
                     int64_t n) {
@@ -128,8 +146,8 @@ void run_contiguous(const Kernel& kernel, const scalar_t* const* in, scalar_t* c
         first_in[i] = Storage::loadu(in[i] + j);
         second_in[i] = Storage::loadu(in[i] + j + step);
       }
-      kernel(first_in, first_out);
-      kernel(second_in, second_out);
+      evaluate(kernel, first_in, first_out);
+      evaluate(kernel, second_in, second_out);
       for (int o = 0; o < kOut; ++o) {
         first_out[o].store(out[o] + j);
         second_out[o].store(out[o] + j + step);
@@ -143,14 +161,14 @@ void run_contiguous(const Kernel& kernel, const scalar_t* const* in, scalar_t* c
       loaded[i] = count == step ? Storage::loadu(in[i] + j) : Storage::loadu(in[i] + j, count);
     Storage results[kOut];
     if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
-      kernel(loaded, results);
+      evaluate(kernel, loaded, results);
     } else {
       using Float = Vectorized<float>;
       Float low[kIn], high[kIn], low_out[kOut], high_out[kOut];
       for (int i = 0; i < kIn; ++i)
         std::tie(low[i], high[i]) = at::vec::convert_to_float<scalar_t>(loaded[i]);
-      kernel(low, low_out);
-      kernel(high, high_out);
+      evaluate(kernel, low, low_out);
+      evaluate(kernel, high, high_out);
       for (int o = 0; o < kOut; ++o)
         results[o] = at::vec::convert_from_float<scalar_t>(low_out[o], high_out[o]);
     }

@@ -160,36 +160,47 @@ _CPU_GATE_AS_CUDA = {
 }
 
 
-class _TanhGeluExact(torch.autograd.Function):
-    """tanh-GELU as x*sigmoid(2u) (0.5*(1 + tanh(u)) = sigmoid(2u) exactly) in float64, the
-    value and the derivative s*(1 + 2x*(1-s)*u') each rounded to `work` (fusedact's compute
-    dtype) and back, as fusedact rounds them."""
+class _GeluExact(torch.autograd.Function):
+    """GELU in the cancellation-free forms fusedact evaluates (functors.h), in float64: exact
+    x*erfc(-x/sqrt2)/2 (torch: x*(1 + erf(x/sqrt2))/2) and tanh x*sigmoid(2u) (torch:
+    x*(1 + tanh(u))/2; 1 + tanh(u) = 2*sigmoid(2u) exactly); the value and the derivative
+    each rounded to `work` (fusedact's compute dtype) and back, as fusedact rounds them."""
 
     @staticmethod
-    def forward(ctx, x, work):
+    def forward(ctx, x, approximate, work):
         ctx.save_for_backward(x)
-        ctx.work = work
-        k = math.sqrt(2 / math.pi)
-        return (x * torch.sigmoid(2 * k * (x + 0.044715 * x**3))).to(work).to(x.dtype)
+        ctx.approximate, ctx.work = approximate, work
+        return (x * _GeluExact.cdf(x, approximate)).to(work).to(x.dtype)
+
+    @staticmethod
+    def cdf(x, approximate):
+        if approximate == "tanh":
+            return torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+        return 0.5 * torch.erfc(-x / math.sqrt(2))
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        k = math.sqrt(2 / math.pi)
-        s = torch.sigmoid(2 * k * (x + 0.044715 * x**3))
-        du = k * (1 + 3 * 0.044715 * x * x)
-        d1 = s * (1 + 2 * x * torch.sigmoid(-2 * k * (x + 0.044715 * x**3)) * du)  # -0 for x << 0
-        return grad * d1.to(ctx.work).to(x.dtype), None
+        s = _GeluExact.cdf(x, ctx.approximate)
+        if ctx.approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            du = k * (1 + 3 * 0.044715 * x * x)
+            one_minus_s = torch.sigmoid(-2 * k * (x + 0.044715 * x**3))
+            d1 = s * (1 + 2 * x * one_minus_s * du)  # -0 for x << 0
+        else:
+            d1 = s + x * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad * d1.to(ctx.work).to(x.dtype), None, None
 
 
 def _gated_reference(spec, params, dtype):
-    """torch's composition, except geglu with approximate='tanh', whose activation is
-    _TanhGeluExact: torch's 0.5*a*(1 + tanh(u)) is exactly 0 from cancellation at a = -20
-    even in float64, where the function is -2.6e-261, so with up = +-inf torch gives NaN
-    where the function, like fusedact, gives -+inf (forward and gate gradient)."""
-    if spec.name == "geglu" and params.get("approximate") == "tanh":
+    """torch's composition, except geglu, whose activation is _GeluExact: torch's forms are
+    exactly 0 from cancellation at a = -20 even in float64, where the function is about
+    -1e-88 (exact) or -2.6e-261 (tanh), so with up = +-inf torch gives NaN where the
+    function, like fusedact, gives -+inf (forward and gate gradient)."""
+    if spec.name == "geglu":
         work = torch.float64 if dtype == torch.float64 else torch.float32
-        return lambda a, b: _TanhGeluExact.apply(a, work) * b
+        approximate = params.get("approximate", "none")
+        return lambda a, b: _GeluExact.apply(a, approximate, work) * b
     return lambda a, b: spec.reference(a, b, **params)
 
 

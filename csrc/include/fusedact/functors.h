@@ -56,6 +56,7 @@ struct ScalarMath {
   FUSEDACT_HD static T expm1(T x) { return std::expm1(x); }
   FUSEDACT_HD static T log1p(T x) { return std::log1p(x); }
   FUSEDACT_HD static T erf(T x) { return std::erf(x); }
+  FUSEDACT_HD static T erfc(T x) { return std::erfc(x); }
   FUSEDACT_HD static T tanh(T x) { return std::tanh(x); }
   FUSEDACT_HD static T abs(T x) { return std::fabs(x); }
   FUSEDACT_HD static T zero_like(T) { return T(0); }
@@ -109,6 +110,13 @@ FUSEDACT_HD void tanh_sech2(T u, T& t, T& sech2) {
 }
 
 
+// x is neither infinite nor NaN (scalar bool or SIMD mask). The saturation guards below use
+// it: at x = +-inf torch's derivatives are NaN (inf * 0), and so are ours.
+template <class T>
+FUSEDACT_HD auto is_finite(T x) {
+  return (x - x) == Math<T>::c(0);
+}
+
 // s = sigmoid(v) and its complement 1 - s, both without cancellation or overflow: with
 // e = exp(-|v|), the pair is 1/(1+e) and e/(1+e), in the order the sign of v decides.
 template <class T>
@@ -121,7 +129,8 @@ FUSEDACT_HD void sigmoid_pair(T v, T& s, T& one_minus_s) {
   one_minus_s = M::select(positive, near_zero, near_one);
 }
 
-// gelu, exact: f = x*Phi(x);  f' = Phi(x) + x*phi(x);  f'' = phi(x)*(2 - x^2).
+// gelu, exact: f = x*Phi(x);  f' = Phi(x) + x*phi(x);  f'' = phi(x)*(2 - x^2), with
+//              Phi(x) = erfc(-x/sqrt2)/2 (as 1 + erf(x/sqrt2) it cancels for x < 0).
 // gelu, tanh:  f = x/2*(1+tanh(u)), u = k*(x + c*x^3), evaluated as x*s with s = sigmoid(2u)
 //              (1 + tanh(u) = 2s and 1 - tanh(u)^2 = 4s(1-s) hold exactly; this form needs one
 //              exp and does not cancel in the left tail as 1 + tanh(u) and 1 - tanh^2 do):
@@ -148,7 +157,7 @@ struct Gelu {
       inner(x, du, ddu, s, one_minus_s);
       return x * s;
     }
-    return x * M::c(0.5) * (M::c(1) + M::erf(x * M::c(constants::kSqrt1_2)));
+    return x * M::c(0.5) * M::erfc(x * M::c(-constants::kSqrt1_2));
   }
 
   template <class T>
@@ -158,9 +167,14 @@ struct Gelu {
     if (tanh_approx) {
       T du, ddu, s, one_minus_s;
       inner(x, du, ddu, s, one_minus_s);
-      return s * (M::c(1) + M::c(2) * x * one_minus_s * du);  // -0 where s underflows, x < 0
+      // Saturated (s or 1 - s is 0), x*du may be infinite: f' is 1, or -0 (the exact value
+      // is a tiny negative number).
+      const auto finite = is_finite(x);
+      const T slope =
+          M::select((one_minus_s == M::c(0)) & finite, M::c(0), M::c(2) * x * one_minus_s * du);
+      return M::select((s == M::c(0)) & finite, M::c(-0.0), s * (M::c(1) + slope));
     }
-    const T cdf = M::c(0.5) * (M::c(1) + M::erf(x * M::c(kSqrt1_2)));
+    const T cdf = M::c(0.5) * M::erfc(x * M::c(-kSqrt1_2));
     const T pdf = M::c(kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
     return cdf + x * pdf;
   }
@@ -171,8 +185,9 @@ struct Gelu {
     if (tanh_approx) {
       T du, ddu, s, one_minus_s;
       inner(x, du, ddu, s, one_minus_s);
-      return M::c(4) * s * one_minus_s *
-             (du + M::c(0.5) * x * ddu - x * (s - one_minus_s) * du * du);
+      const T sc = s * one_minus_s;  // 0 where saturated, where the bracket may be infinite
+      return M::select((sc == M::c(0)) & is_finite(x), M::c(0),
+                       M::c(4) * sc * (du + M::c(0.5) * x * ddu - x * (s - one_minus_s) * du * du));
     }
     const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
     return pdf * (M::c(2) - x * x);
@@ -366,10 +381,19 @@ struct Swish {
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
+    return d1_at(x, Math<T>::c(beta));
+  }
+  // f' = s*(1 + b*x*(1-s)), also where b*x overflows (x finite): b*x*(1-s) is 0 where 1 - s
+  // is, and f' is -0 where s is 0 (b*x very negative; the exact value is tiny, negative).
+  template <class T, class B>
+  FUSEDACT_HD static T d1_at(T x, B b) {
     using M = Math<T>;
-    const auto b = M::c(beta);
-    const T s = Sigmoid{}.forward(b * x);
-    return s + b * x * s * (M::c(1) - s);
+    const T bx = b * x;
+    T s, c;
+    Sigmoid::parts(bx, s, c);
+    const auto finite = is_finite(x);
+    const T bxc = M::select((c == M::c(0)) & finite, M::c(0), bx * c);
+    return M::select((s == M::c(0)) & finite, M::c(-0.0), s * (M::c(1) + bxc));
   }
   template <class T>
   FUSEDACT_HD T d2(T x) const {
@@ -377,7 +401,9 @@ struct Swish {
     const auto b = M::c(beta);
     T s, c;
     Sigmoid::parts(T(b * x), s, c);
-    return b * s * c * (M::c(2) + b * x * (c - s));
+    const T sc = s * c;  // 0 where saturated, where b*x may be infinite
+    return M::select((sc == M::c(0)) & is_finite(x), M::c(0),
+                     b * sc * (M::c(2) + b * x * (c - s)));
   }
 };
 
@@ -755,8 +781,8 @@ struct LearnableSwish {
   FUSEDACT_HD void backward(T dy, T x, T w, T& grad_input, T& grad_weight_term) const {
     T s, c;
     Sigmoid::parts(T(w * x), s, c);
-    grad_input = dy * (s + w * x * s * c);
-    grad_weight_term = dy * x * x * s * c;
+    grad_input = dy * Swish::d1_at(x, w);
+    grad_weight_term = (dy * x) * (x * s * c);  // not x*x: it may overflow where s*c is 0
   }
 };
 
