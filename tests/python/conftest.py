@@ -15,6 +15,7 @@ os.environ["FUSEDACT_FILL_OUTPUTS_WITH_NAN"] = "1"
 # build (e.g. one whose tanh_backward took the input) would be replayed against this one.
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="fusedact-inductor-")
 
+import math  # noqa: E402
 import re  # noqa: E402
 
 import pytest  # noqa: E402
@@ -135,6 +136,26 @@ def opmath(t):
     values, rounded to the half type; test_gated_half_no_worse_than_torch checks that this
     never leaves fusedact further from the exact value than torch's own half composition."""
     return t.float() if t.dtype in HALF_DTYPES else t
+
+
+def gelu_exact(x, approximate="none"):
+    """GELU without the cancellation of torch's forms (for float64 references): exact
+    x*erfc(-x/sqrt2)/2 (torch: x*(1 + erf(x/sqrt2))/2, 0 for x < -8.3 in float64 where the
+    function is not), tanh x*sigmoid(2u) (torch: x*(1 + tanh(u))/2; 1 + tanh(u) = 2*sigmoid(2u))."""
+    if approximate == "tanh":
+        return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+    return x * 0.5 * torch.erfc(-x / math.sqrt(2))
+
+
+def exact_reference(spec, params):
+    """spec's reference for float64 'exact' values: the registry's, except gelu and geglu,
+    which use gelu_exact."""
+    approximate = params.get("approximate", "none")
+    if spec.name == "gelu":
+        return lambda x: gelu_exact(x, approximate)
+    if spec.name == "geglu":
+        return lambda gate, up: gelu_exact(gate, approximate) * up
+    return lambda *t: spec.reference(*t, **params)
 
 
 def reference_input(t, spec, params):
@@ -272,3 +293,60 @@ def assert_raises_named(fn, op_names, arg_names):
         f"error does not name any of the arguments {arg_names}: {msg!r}"
     )
     return info.value
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test over tensors of more than 2^31 elements (minutes, ~13 GiB)")
+
+
+# Known differences from torch that the reliability suites found and that are not fixed yet,
+# by test id (file::name[params]); each becomes a strict xfail with its reason, so a fix
+# shows up as an unexpected pass (then delete its entry). Measured 2026-11-22, CPU.
+_COMPLEX = "torch accepts complex64 here; fusedact's kernels are real-only (not implemented)"
+_INT_TO_FLOAT = "torch promotes integer/bool input to float32 here; fusedact rejects it (not implemented)"
+_NONE = ("None for a tensor argument: the error comes from the dispatcher ('tensor does not have a "
+         "device' / 'no tensor arguments') and does not name the argument")
+KNOWN_DIFFERENCES = {
+    **{f"test_bad_inputs.py::test_bad_input[{op}-complex64]": _COMPLEX
+       for op in ("silu", "silu_", "sigmoid", "tanh", "softsign", "tanhshrink")},
+    **{f"test_bad_inputs.py::test_bad_input[{op}-{dt}]": _INT_TO_FLOAT
+       for op in ("sigmoid", "tanh") for dt in ("int32", "bool")},
+    **{f"test_bad_inputs.py::test_bad_input[{op}-int32]": _INT_TO_FLOAT for op in ("softsign", "tanhshrink")},
+    **{f"test_bad_inputs.py::test_bad_input[{case}]": _NONE
+       for case in ("glu.split-up-None", "swiglu.split-up-None", "geglu.split-up-None",
+                    "reglu.split-up-None", "prelu-weight-None", "learnable_swish-weight-None",
+                    "rrelu_with_noise-None", "gelu-input-None", "relu_-input-None",
+                    "gelu_backward-grad-None", "swiglu_backward-grad-None")},
+    **{f"test_bad_inputs.py::test_bad_input[{op}-min-nan]":
+       "min_val=nan: torch's clamp gives NaN everywhere, fusedact's select keeps the other bound"
+       for op in ("hardtanh", "hardtanh_")},
+    **{f"test_bad_inputs.py::test_bad_input[softshrink-{case}]":
+       "torch rejects a lambd beyond the dtype's largest value; fusedact accepts it"
+       for case in ("lambd-inf", "lambd-1e39", "lambd-1e5-float16")},
+    **{f"test_bad_inputs.py::test_bad_input[{op}-uint8-negative]":
+       "torch rejects threshold=-2 on uint8 (overflow); fusedact wraps it to 254"
+       for op in ("threshold", "threshold_")},
+    **{f"test_bad_inputs.py::test_bad_input[{op}-inference-tensor]":
+       "in-place on an inference tensor outside inference_mode: fusedact registers no "
+       "ADInplaceOrView kernel, so nothing bumps the (missing) version counter and nothing raises"
+       for op in ("relu_", "silu_")},
+    "test_properties.py::test_gated_split_matches_torch[geglu-f32]":
+        "gelu' = Phi(x) + x*phi(x) cancels near x = -0.75; fusedact's float erfc (~3 ulp) leaves "
+        "4.7e-6 relative error there (x = -0.721, up = 921.6), torch's libm erf 2.6e-6",
+    "test_properties.py::test_weighted_matches_torch[learnable_swish-f32]":
+        "grad_weight summed over 61 rows of mixed-sign float32 terms: 1.6e-5 relative from the "
+        "float64 value, torch's composition 5.8e-6",
+    "test_golden.py::test_no_less_accurate_than_torch[mish-f32-value]":
+        "1.86 ULP (x = -2.5) against torch's 1.48 (scalar) / 1.16 (vectorized)",
+    "test_golden.py::test_no_less_accurate_than_torch[softplus-f32-value]":
+        "1.01 ULP (x = -1) against torch's 0.78 / 0.72: the inline float exp (~0.6 ulp) feeds log1p",
+    "test_golden.py::test_no_less_accurate_than_torch[logsigmoid-f32-value]":
+        "1.01 ULP (x = 1) against torch's 0.72: the inline float exp (~0.6 ulp) feeds log1p",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        reason = KNOWN_DIFFERENCES.get(f"{os.path.basename(item.fspath)}::{item.name}")
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
