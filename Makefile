@@ -26,7 +26,7 @@ JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 PYTEST_ARGS ?=
 
-.PHONY: all setup build ext cpp example-cpp test test-cpp test-python bench clean \
+.PHONY: all setup build ext cpp example-cpp test test-cpp test-python test-asan bench clean \
   gpu-check gpu-build gpu-test gpu-sanitize gpu-bench gpu-summary
 
 all: build
@@ -81,6 +81,33 @@ test-cpp:
 
 test-python:
 	PYTHONPATH=python $(PY) -m pytest tests/python -q $(PYTEST_ARGS)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer, CPU only (CUDA off): the C++ library and
+# GoogleTests, then the extension (built beside a copy of the package in
+# $(ASAN_DIR)/python, so the regular build stays as it is) under a pytest subset, with the
+# sanitizer runtimes preloaded into Python. Any report fails the run (halt_on_error); leak
+# detection is off (CPython and torch keep allocations alive at exit by design).
+ASAN_DIR := $(BUILD_DIR)-asan
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=all -fno-omit-frame-pointer
+SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ASAN_PYTEST ?= tests/python/test_forward_backward.py tests/python/test_special_values.py \
+  tests/python/test_bad_inputs.py tests/python/test_gradcheck.py tests/python/test_prelu.py \
+  tests/python/test_rrelu.py tests/python/test_functional_nn.py
+test-asan: $(SETUP)
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Release -DFUSEDACT_WITH_CUDA=OFF -DFUSEDACT_INSTALL=OFF \
+	  -DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SANITIZE_FLAGS)" \
+	  -DCMAKE_SHARED_LINKER_FLAGS="$(SANITIZE_FLAGS)" \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DPython_EXECUTABLE="$(PY)" > $(ASAN_DIR).configure.log || (cat $(ASAN_DIR).configure.log; exit 1)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS)
+	rm -rf $(ASAN_DIR)/python && mkdir -p $(ASAN_DIR)/python
+	cp -r python/fusedact $(ASAN_DIR)/python/ && rm -f $(ASAN_DIR)/python/fusedact/_C*.so
+	FUSEDACT_WITH_CUDA=0 FUSEDACT_SANITIZE_FLAGS="$(SANITIZE_FLAGS)" MAX_JOBS=$(JOBS) $(PY) setup.py --quiet \
+	  build_ext --build-temp $(ASAN_DIR)/setuptools --build-lib $(ASAN_DIR)/python
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" $(SANITIZER_ENV) \
+	  PYTHONPATH=$(ASAN_DIR)/python $(PY) -m pytest $(ASAN_PYTEST) -q -p no:cacheprovider -k "not cuda"
 
 # BENCH_ARGS adds options, e.g. BENCH_ARGS="--no-compile --dtypes float32" (see bench.py --help).
 BENCH_ARGS ?=
@@ -159,4 +186,4 @@ gpu-summary:
 	  else echo "gpu-check: all steps ok"; fi
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log python/fusedact/_C*.so
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(ASAN_DIR) $(ASAN_DIR).configure.log python/fusedact/_C*.so

@@ -26,6 +26,10 @@ def extension():
     # OpenMP: at::parallel_for is inline and runs serially in code built without it.
     cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
     link_flags = ["-fopenmp"]
+    # Extra compile and link flags, e.g. the sanitizers of `make test-asan`.
+    sanitize = os.environ.get("FUSEDACT_SANITIZE_FLAGS", "").split()
+    cxx_flags += sanitize
+    link_flags += sanitize
     if build_with_cuda():
         return cpp_extension.CUDAExtension(
             "fusedact._C",
