@@ -83,7 +83,6 @@ struct VectorMath {
   static V exp(const V& x) { return x.exp(); }
   static V expm1(const V& x) { return x.expm1(); }
   static V log1p(const V& x) { return x.log1p(); }
-  static V erf(const V& x) { return x.erf(); }
   static V erfc(const V& x) { return x.erfc(); }
   static V tanh(const V& x) { return x.tanh(); }
   static V abs(const V& x) { return x.abs(); }

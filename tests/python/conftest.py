@@ -138,13 +138,17 @@ def opmath(t):
     return t.float() if t.dtype in HALF_DTYPES else t
 
 
-def gelu_exact(x, approximate="none"):
-    """GELU without the cancellation of torch's forms (for float64 references): exact
-    x*erfc(-x/sqrt2)/2 (torch: x*(1 + erf(x/sqrt2))/2, 0 for x < -8.3 in float64 where the
-    function is not), tanh x*sigmoid(2u) (torch: x*(1 + tanh(u))/2; 1 + tanh(u) = 2*sigmoid(2u))."""
+def gelu_cdf_exact(x, approximate="none"):
+    """GELU's x-multiplier without the cancellation of torch's forms (for float64 references):
+    exact erfc(-x/sqrt2)/2 (torch: (1 + erf(x/sqrt2))/2, 0 for x < -8.3 in float64 where it
+    is not), tanh sigmoid(2u) (torch: (1 + tanh(u))/2; 1 + tanh(u) = 2*sigmoid(2u))."""
     if approximate == "tanh":
-        return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
-    return x * 0.5 * torch.erfc(-x / math.sqrt(2))
+        return torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+    return 0.5 * torch.erfc(-x / math.sqrt(2))
+
+
+def gelu_exact(x, approximate="none"):
+    return x * gelu_cdf_exact(x, approximate)
 
 
 def exact_reference(spec, params):

@@ -15,7 +15,18 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from conftest import DEVICES, DTYPE_IDS, DTYPES, GATED_CASES, UNARY_CASES, cuda_zero_sign, pack, reference_input
+from conftest import (
+    DEVICES,
+    DTYPE_IDS,
+    DTYPES,
+    GATED_CASES,
+    UNARY_CASES,
+    cuda_zero_sign,
+    gelu_cdf_exact,
+    gelu_exact,
+    pack,
+    reference_input,
+)
 
 SPECIAL = [
     math.nan,
@@ -161,27 +172,20 @@ _CPU_GATE_AS_CUDA = {
 
 
 class _GeluExact(torch.autograd.Function):
-    """GELU in the cancellation-free forms fusedact evaluates (functors.h), in float64: exact
-    x*erfc(-x/sqrt2)/2 (torch: x*(1 + erf(x/sqrt2))/2) and tanh x*sigmoid(2u) (torch:
-    x*(1 + tanh(u))/2; 1 + tanh(u) = 2*sigmoid(2u) exactly); the value and the derivative
-    each rounded to `work` (fusedact's compute dtype) and back, as fusedact rounds them."""
+    """conftest.gelu_exact, the cancellation-free forms fusedact evaluates (functors.h), in
+    float64, with its derivative; the value and the derivative each rounded to `work`
+    (fusedact's compute dtype) and back, as fusedact rounds them."""
 
     @staticmethod
     def forward(ctx, x, approximate, work):
         ctx.save_for_backward(x)
         ctx.approximate, ctx.work = approximate, work
-        return (x * _GeluExact.cdf(x, approximate)).to(work).to(x.dtype)
-
-    @staticmethod
-    def cdf(x, approximate):
-        if approximate == "tanh":
-            return torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
-        return 0.5 * torch.erfc(-x / math.sqrt(2))
+        return gelu_exact(x, approximate).to(work).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        s = _GeluExact.cdf(x, ctx.approximate)
+        s = gelu_cdf_exact(x, ctx.approximate)
         if ctx.approximate == "tanh":
             k = math.sqrt(2 / math.pi)
             du = k * (1 + 3 * 0.044715 * x * x)

@@ -55,7 +55,6 @@ struct ScalarMath {
   FUSEDACT_HD static T exp(T x) { return std::exp(x); }
   FUSEDACT_HD static T expm1(T x) { return std::expm1(x); }
   FUSEDACT_HD static T log1p(T x) { return std::log1p(x); }
-  FUSEDACT_HD static T erf(T x) { return std::erf(x); }
   FUSEDACT_HD static T erfc(T x) { return std::erfc(x); }
   FUSEDACT_HD static T tanh(T x) { return std::tanh(x); }
   FUSEDACT_HD static T abs(T x) { return std::fabs(x); }
