@@ -60,8 +60,9 @@ inline Floats minus_n_ln2(const Floats& a, const Floats& n) {
 
 // exp(x), within ~1 ulp.
 inline Floats exp(const Floats& x) {
+  // clamp_min/clamp_max pass a NaN in x on (plain max/min instructions, no NaN checks)
   const Floats clamped =
-      at::vec::minimum(at::vec::maximum(x, Floats(kExpMinArg)), Floats(kExpMaxArg));
+      at::vec::clamp_max(at::vec::clamp_min(x, Floats(kExpMinArg)), Floats(kExpMaxArg));
   const Floats n = nearest_ln2_multiple(clamped);
   const Floats result = exp_reduced(minus_n_ln2(clamped, n), n);
   return Floats::blendv(result, Floats(std::numeric_limits<float>::infinity()),
@@ -72,7 +73,7 @@ inline Floats exp(const Floats& x) {
 // a, and b joins the reduced argument (erfc's exp(-z^2 + q) keeps its accuracy this way).
 inline Floats exp_sum(const Floats& a, const Floats& b) {
   const Floats sum = a + b;
-  const Floats n = nearest_ln2_multiple(at::vec::maximum(sum, Floats(kExpMinArg)));
+  const Floats n = nearest_ln2_multiple(at::vec::clamp_min(sum, Floats(kExpMinArg)));
   const Floats r = minus_n_ln2(a, n) + b;
   return Floats::blendv(exp_reduced(r, n), Floats(0.f), sum < Floats(kExpMinArg));
 }
