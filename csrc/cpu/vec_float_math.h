@@ -69,6 +69,13 @@ inline Floats exp(const Floats& x) {
                         x > Floats(kExpMaxArg));
 }
 
+// exp(x) for x <= 0 or NaN (softmax's x - max, log-probabilities): exp's arithmetic
+// without the clamps, exact 0 below kExpMinArg (-inf included), NaN for NaN.
+inline Floats exp_nonpositive(const Floats& x) {
+  const Floats n = nearest_ln2_multiple(x);
+  return Floats::blendv(exp_reduced(minus_n_ln2(x, n), n), Floats(0.f), x < Floats(kExpMinArg));
+}
+
 // exp(a + b) for a <= 0 and small |b|, without rounding a + b: the reduction is exact for
 // a, and b joins the reduced argument (erfc's exp(-z^2 + q) keeps its accuracy this way).
 inline Floats exp_sum(const Floats& a, const Floats& b) {

@@ -14,6 +14,7 @@
 
 #include <fusedact/elementwise.h>
 #include <fusedact/functors.h>
+#include <fusedact/rowwise.h>
 
 #include "simd.h"
 
@@ -25,11 +26,25 @@ namespace AVX2 {
 template <class scalar_t, class Kernel>
 void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
                  const Operand* outputs);
+template <class scalar_t>
+void rowwise_forward(RowActivation act, const scalar_t* input, scalar_t* output,
+                     int64_t outer, int64_t n, int64_t inner);
+template <class scalar_t>
+void rowwise_backward(RowActivation act, const scalar_t* grad_output,
+                      const scalar_t* output, scalar_t* grad_input, int64_t outer, int64_t n,
+                      int64_t inner);
 }
 namespace AVX512 {
 template <class scalar_t, class Kernel>
 void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
                  const Operand* outputs);
+template <class scalar_t>
+void rowwise_forward(RowActivation act, const scalar_t* input, scalar_t* output,
+                     int64_t outer, int64_t n, int64_t inner);
+template <class scalar_t>
+void rowwise_backward(RowActivation act, const scalar_t* grad_output,
+                      const scalar_t* output, scalar_t* grad_input, int64_t outer, int64_t n,
+                      int64_t inner);
 }
 
 // The mode functors the SIMD units instantiate.

@@ -69,6 +69,7 @@
 
 #include <fusedact/op_table.h>
 
+#include "rowwise_kernel.h"
 #include "runs.h"
 #include "vec_float_math.h"
 #include "vectorized.h"
@@ -81,8 +82,11 @@ struct VectorMath {
   using V = at::vec::Vectorized<S>;
   static V c(double v) { return V(static_cast<S>(v)); }
   static V exp(const V& x) { return x.exp(); }
+  static V exp_nonpositive(const V& x) { return x.exp(); }
   static V expm1(const V& x) { return x.expm1(); }
   static V log1p(const V& x) { return x.log1p(); }
+  static V log(const V& x) { return x.log(); }
+  static V fma(const V& a, const V& b, const V& c) { return at::vec::fmadd(a, b, c); }
   static V erfc(const V& x) { return x.erfc(); }
   static V tanh(const V& x) { return x.tanh(); }
   static V abs(const V& x) { return x.abs(); }
@@ -99,6 +103,7 @@ template <>
 struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   using V = at::vec::Vectorized<float>;
   static V exp(const V& x) { return vec_float_math::exp(x); }
+  static V exp_nonpositive(const V& x) { return vec_float_math::exp_nonpositive(x); }
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
   static V erfc(const V& x) { return vec_float_math::erfc(x); }
   static V log1p(const V& x) { return vec_float_math::log1p(x); }
@@ -191,6 +196,87 @@ void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand
       });
 }
 
+// The SIMD lane policy of rowwise_kernel.h: float and double load one vector per block;
+// the half types load one vector of storage and compute on its two float halves.
+template <class scalar_t>
+struct VecLanes {
+  using opmath = at::opmath_type<scalar_t>;
+  using V = Vectorized<opmath>;
+  using Storage = Vectorized<scalar_t>;
+  static constexpr int kParts = std::is_same_v<scalar_t, opmath> ? 1 : 2;
+  static constexpr int64_t kPartLanes = V::size(), kStep = Storage::size();
+  static V splat(opmath v) { return V(v); }
+  static void load(const scalar_t* p, int64_t count, V* parts) {
+    const Storage s = count == kStep ? Storage::loadu(p) : Storage::loadu(p, count);
+    if constexpr (kParts == 1) {
+      parts[0] = s;
+    } else {
+      std::tie(parts[0], parts[1]) = at::vec::convert_to_float<scalar_t>(s);
+    }
+  }
+  static void store(scalar_t* p, int64_t count, const V* parts) {
+    Storage s;
+    if constexpr (kParts == 1) {
+      s = parts[0];
+    } else {
+      s = at::vec::convert_from_float<scalar_t>(parts[0], parts[1]);
+    }
+    if (count == kStep) {
+      s.store(p);
+    } else {
+      s.store(p, count);
+    }
+  }
+  // Op-math values: each part's lanes one after another.
+  static void load_opmath(const opmath* p, int64_t count, V* parts) {
+    for (int i = 0; i < kParts; ++i) {
+      const int64_t lanes = std::clamp<int64_t>(count - i * kPartLanes, 0, kPartLanes);
+      parts[i] = lanes == kPartLanes ? V::loadu(p + i * kPartLanes) : V::loadu(p + i * kPartLanes, lanes);
+    }
+  }
+  static void store_opmath(opmath* p, int64_t count, const V* parts) {
+    for (int i = 0; i < kParts; ++i) {
+      const int64_t lanes = std::clamp<int64_t>(count - i * kPartLanes, 0, kPartLanes);
+      if (lanes == kPartLanes) {
+        parts[i].store(p + i * kPartLanes);
+      } else if (lanes > 0) {
+        parts[i].store(p + i * kPartLanes, lanes);
+      }
+    }
+  }
+  static V tail(const V& fill, const V& v, int64_t lanes) {
+    return lanes == kPartLanes ? v : V::set(fill, v, lanes);
+  }
+  static V max(const V& a, const V& b) { return at::vec::clamp_min(a, b); }  // one instruction
+  static opmath reduce_max(const V& v) {
+    opmath lanes[kPartLanes];
+    v.store(lanes);
+    opmath m = lanes[0];
+    for (int64_t i = 1; i < kPartLanes; ++i) m = std::isnan(m) || m > lanes[i] ? m : lanes[i];
+    return m;
+  }
+  static opmath reduce_sum(const V& v) {
+    opmath lanes[kPartLanes];
+    v.store(lanes);
+    opmath s = lanes[0];
+    for (int64_t i = 1; i < kPartLanes; ++i) s += lanes[i];
+    return s;
+  }
+};
+
+template <class scalar_t>
+void rowwise_forward(RowActivation act, const scalar_t* input, scalar_t* output,
+                     int64_t outer, int64_t n, int64_t inner) {
+  rowwise::forward<VecLanes<scalar_t>>(act, input, output, outer, n, inner);
+}
+
+template <class scalar_t>
+void rowwise_backward(RowActivation act, const scalar_t* grad_output,
+                      const scalar_t* output, scalar_t* grad_input, int64_t outer, int64_t n,
+                      int64_t inner) {
+  rowwise::backward<VecLanes<scalar_t>>(act, grad_output, output, grad_input, outer, n, inner);
+}
+
 // Taking their addresses instantiates (and emits) the kernels of every op-table row.
 #define FUSEDACT_SIMD_TYPES(...)                                              \
   reinterpret_cast<const void*>(&elementwise<float, __VA_ARGS__>),            \
@@ -208,8 +294,16 @@ void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand
   FUSEDACT_SIMD_TYPES(GatedBackward<Functor>)   \
   FUSEDACT_SIMD_TYPES(GatedDoubleBackward<Functor>)
 
+#define FUSEDACT_SIMD_ROWWISE(T)                                     \
+  reinterpret_cast<const void*>(&rowwise_forward<T>),                \
+      reinterpret_cast<const void*>(&rowwise_backward<T>),
+
 __attribute__((used)) static const void* const kSimdKernels[] = {
-    FUSEDACT_UNARY_OPS(FUSEDACT_SIMD_UNARY) FUSEDACT_GATED_OPS(FUSEDACT_SIMD_GATED)};
+    FUSEDACT_UNARY_OPS(FUSEDACT_SIMD_UNARY) FUSEDACT_GATED_OPS(FUSEDACT_SIMD_GATED)
+    FUSEDACT_SIMD_ROWWISE(float) FUSEDACT_SIMD_ROWWISE(double)
+    FUSEDACT_SIMD_ROWWISE(c10::Half) FUSEDACT_SIMD_ROWWISE(c10::BFloat16)};
+
+#undef FUSEDACT_SIMD_ROWWISE
 
 #undef FUSEDACT_SIMD_GATED
 #undef FUSEDACT_SIMD_UNARY

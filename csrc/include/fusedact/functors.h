@@ -53,8 +53,12 @@ template <class T>
 struct ScalarMath {
   FUSEDACT_HD static constexpr T c(double v) { return T(v); }
   FUSEDACT_HD static T exp(T x) { return std::exp(x); }
+  // exp where x <= 0 or NaN; vector types may skip exp's overflow handling.
+  FUSEDACT_HD static T exp_nonpositive(T x) { return std::exp(x); }
   FUSEDACT_HD static T expm1(T x) { return std::expm1(x); }
   FUSEDACT_HD static T log1p(T x) { return std::log1p(x); }
+  FUSEDACT_HD static T log(T x) { return std::log(x); }
+  FUSEDACT_HD static T fma(T a, T b, T c) { return std::fma(a, b, c); }  // a*b + c, rounded once
   FUSEDACT_HD static T erfc(T x) { return std::erfc(x); }
   FUSEDACT_HD static T tanh(T x) { return std::tanh(x); }
   FUSEDACT_HD static T abs(T x) { return std::fabs(x); }

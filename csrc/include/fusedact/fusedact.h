@@ -5,12 +5,14 @@
 //   at::Tensor y = fusedact::gelu(x, "tanh");
 //   at::Tensor h = fusedact::swiglu(gate_up);       // silu(first half) * second half
 //   at::Tensor g = fusedact::swiglu(gate, up);      // the two-tensor (.split) overload
+//   at::Tensor p = fusedact::softmax(logits, -1, at::kFloat);  // dtype= as torch's
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -122,6 +124,17 @@ c10::TypedOperatorHandle<Ret(dispatch_arg_t<Ret, A>...)> find_op(const char* nam
                          grad_output, input, weight);                                      \
   }
 
+#define FUSEDACT_DECLARE_ROWWISE(name, make)                                                \
+  inline at::Tensor name(const at::Tensor& input, int64_t dim,                              \
+                         std::optional<at::ScalarType> dtype = std::nullopt) {              \
+    return FUSEDACT_CALL(at::Tensor, "fusedact::" #name, "", input, dim, dtype);            \
+  }                                                                                         \
+  inline at::Tensor name##_backward(const at::Tensor& grad_output, const at::Tensor& output, \
+                                    int64_t dim) {                                          \
+    return FUSEDACT_CALL(at::Tensor, "fusedact::" #name "_backward", "", grad_output, output, \
+                         dim);                                                              \
+  }
+
 namespace fusedact {
 // rrelu: leaky_relu with slope (lower + upper)/2 in evaluation, random slopes in training.
 inline at::Tensor rrelu(const at::Tensor& input, double lower = 1.0 / 8, double upper = 1.0 / 3,
@@ -139,4 +152,5 @@ inline at::Tensor rrelu_with_noise(const at::Tensor& input, const at::Tensor& no
 FUSEDACT_UNARY_OPS(FUSEDACT_DECLARE_UNARY)
 FUSEDACT_GATED_OPS(FUSEDACT_DECLARE_GATED)
 FUSEDACT_WEIGHTED_OPS(FUSEDACT_DECLARE_WEIGHTED)
+FUSEDACT_ROWWISE_OPS(FUSEDACT_DECLARE_ROWWISE)
 }  // namespace fusedact

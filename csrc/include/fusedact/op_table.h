@@ -72,6 +72,14 @@
   X(prelu, Prelu)                \
   X(learnable_swish, LearnableSwish)
 
+// Row-wise activations over one dimension `dim` (the math is RowActivation of rowwise.h):
+// schema (Tensor input, int dim, ScalarType? dtype=None), input cast to dtype first as torch.
+// X(name, make_functor)
+#define FUSEDACT_ROWWISE_OPS(X)                                      \
+  X(softmax, (RowActivation{/*log=*/false, /*negate=*/false}))      \
+  X(log_softmax, (RowActivation{/*log=*/true, /*negate=*/false}))   \
+  X(softmin, (RowActivation{/*log=*/false, /*negate=*/true}))
+
 // Helpers for the columns above.
 #define FUSEDACT_UNPAREN(...) __VA_ARGS__
 #define FUSEDACT_IF_true(...) __VA_ARGS__

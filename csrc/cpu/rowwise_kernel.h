@@ -1,0 +1,252 @@
+// The CPU row kernels (softmax, log_softmax, softmin and their backward), written once
+// against a lane policy L so the SIMD units (vectorized_impl.h, L = SIMD vectors) and the
+// scalar fallback (rowwise.h, L = ScalarLanes) run the same algorithm. Operands are
+// contiguous [outer, n, inner]:
+//   inner == 1: rows of n contiguous elements, parallel over rows; SIMD along the row.
+//   inner > 1: SIMD across L::kStep neighbouring columns, each lane its own row (no
+//   horizontal reduction), parallel over (outer, column block).
+//
+// A policy L provides: opmath and V (the op-math type and the values a block loads into),
+// kParts values of kPartLanes lanes per block of kStep elements; load/store of a block's
+// first `count` elements (unloaded lanes are 0), and of op-math values (load_opmath,
+// store_opmath); splat; tail(fill, v, lanes) (lanes past
+// `lanes` replaced by fill); max (a NaN may or may not win: a NaN anywhere in a row makes its
+// sum NaN either way); reduce_max / reduce_sum of one V in lane
+// order; and Math<V> for exp and log. s*x - max is <= 0 or NaN (x - +inf, -inf - -inf), the
+// domain of exp_nonpositive. `act` travels by value: a local that the stores cannot
+// change, so the branches on its flags can leave the loops.
+#pragma once
+
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include <fusedact/rowwise.h>
+
+namespace fusedact {
+namespace cpu {
+namespace rowwise {
+
+// Elements per parallel task.
+constexpr int64_t kGrainElements = 32768;
+// Terms summed one after another at the leaves of a pairwise sum.
+constexpr int64_t kPairwiseLeaf = 16;
+
+// sum = the sum of add(j, sum) over j in [begin, end) (each call adds term j into the P
+// values it is given), summed pairwise: the rounding error grows like log(n), not n, and
+// the order depends only on n (results are bitwise the same for the same row anywhere).
+template <class L, class Add>
+void pairwise_sum(int64_t begin, int64_t end, const Add& add, typename L::V* sum) {
+  constexpr int P = L::kParts;
+  if (end - begin <= kPairwiseLeaf) {
+    for (int p = 0; p < P; ++p) sum[p] = L::splat(0);
+    for (int64_t j = begin; j < end; ++j) add(j, sum);
+    return;
+  }
+  const int64_t middle = begin + (end - begin) / 2;
+  typename L::V right[P];
+  pairwise_sum<L>(begin, middle, add, sum);
+  pairwise_sum<L>(middle, end, add, right);
+  for (int p = 0; p < P; ++p) sum[p] = sum[p] + right[p];
+}
+
+// Lanes of part `part` within the first `count` elements of a block.
+template <class L>
+int64_t part_lanes(int64_t count, int part) {
+  return std::clamp<int64_t>(count - part * L::kPartLanes, 0, L::kPartLanes);
+}
+
+// One row of n contiguous elements.
+template <class L, class scalar_t>
+void forward_row(RowActivation act, const scalar_t* x, scalar_t* y, int64_t n) {
+  using V = typename L::V;
+  using opmath = typename L::opmath;
+  constexpr int P = L::kParts;
+  // softmax keeps exp(s*x - m) between the passes: in y where y holds op-math values, else in
+  // a per-thread buffer of op-math values
+  const bool keep_exp = !act.log;
+  opmath* exps = nullptr;
+  if (keep_exp) {
+    if constexpr (std::is_same_v<scalar_t, opmath>) {
+      exps = y;
+    } else {
+      thread_local std::vector<opmath> buffer;
+      if (buffer.size() < size_t(n)) buffer.resize(n);
+      exps = buffer.data();
+    }
+  }
+  const V minus_inf = L::splat(-std::numeric_limits<opmath>::infinity());
+
+  V running_max = minus_inf;
+  for (int64_t j = 0; j < n; j += L::kStep) {
+    const int64_t count = std::min(L::kStep, n - j);
+    V v[P];
+    L::load(x + j, count, v);
+    for (int p = 0; p < P; ++p)
+      running_max = L::max(running_max,
+                           L::tail(minus_inf, act.signed_input(v[p]), part_lanes<L>(count, p)));
+  }
+  const V row_max = L::splat(L::reduce_max(running_max));
+
+  V sum[P];
+  pairwise_sum<L>(0, (n + L::kStep - 1) / L::kStep, [&](int64_t block, V* partial) {
+    const int64_t j = block * L::kStep, count = std::min(L::kStep, n - j);
+    V v[P];
+    L::load(x + j, count, v);
+    for (int p = 0; p < P; ++p) {
+      v[p] = Math<V>::exp_nonpositive(act.signed_input(v[p]) - row_max);
+      partial[p] = partial[p] + L::tail(L::splat(0), v[p], part_lanes<L>(count, p));
+    }
+    if (keep_exp) L::store_opmath(exps + j, count, v);
+  }, sum);
+  for (int p = 1; p < P; ++p) sum[0] = sum[0] + sum[p];
+  const V normalizer = L::splat(act.normalizer(L::reduce_sum(sum[0])));
+
+  for (int64_t j = 0; j < n; j += L::kStep) {
+    const int64_t count = std::min(L::kStep, n - j);
+    V v[P], e[P];
+    L::load(x + j, count, v);
+    if (keep_exp) L::load_opmath(exps + j, count, e);
+    for (int p = 0; p < P; ++p) {
+      const V shifted = act.signed_input(v[p]) - row_max;
+      if (!keep_exp) e[p] = act.log ? shifted : Math<V>::exp_nonpositive(shifted);  // log: e unused
+      v[p] = act.output(shifted, e[p], normalizer);
+    }
+    L::store(y + j, count, v);
+  }
+}
+
+// Columns [c, c + count) of one [n, inner] slice, count <= L::kStep; each lane is a row.
+template <class L, class scalar_t>
+void forward_columns(RowActivation act, const scalar_t* x, scalar_t* y, int64_t n,
+                     int64_t inner, int64_t count) {
+  using V = typename L::V;
+  using opmath = typename L::opmath;
+  constexpr int P = L::kParts;
+  V row_max[P], sum[P], normalizer[P];
+  for (int p = 0; p < P; ++p) row_max[p] = L::splat(-std::numeric_limits<opmath>::infinity());
+  for (int64_t j = 0; j < n; ++j) {
+    V v[P];
+    L::load(x + j * inner, count, v);
+    for (int p = 0; p < P; ++p) row_max[p] = L::max(row_max[p], act.signed_input(v[p]));
+  }
+  pairwise_sum<L>(0, n, [&](int64_t j, V* partial) {
+    V v[P];
+    L::load(x + j * inner, count, v);
+    for (int p = 0; p < P; ++p)
+      partial[p] = partial[p] + Math<V>::exp_nonpositive(act.signed_input(v[p]) - row_max[p]);
+  }, sum);
+  for (int p = 0; p < P; ++p) normalizer[p] = act.normalizer(sum[p]);
+  for (int64_t j = 0; j < n; ++j) {
+    V v[P];
+    L::load(x + j * inner, count, v);
+    for (int p = 0; p < P; ++p) {
+      const V shifted = act.signed_input(v[p]) - row_max[p];
+      v[p] = act.output(shifted, act.log ? shifted : Math<V>::exp_nonpositive(shifted), normalizer[p]);
+    }
+    L::store(y + j * inner, count, v);
+  }
+}
+
+template <class L, class scalar_t>
+void backward_row(RowActivation act, const scalar_t* grad_output, const scalar_t* output,
+                  scalar_t* grad_input, int64_t n) {
+  using V = typename L::V;
+  constexpr int P = L::kParts;
+  V total[P];  // unloaded lanes hold g = y = 0, whose term is 0
+  pairwise_sum<L>(0, (n + L::kStep - 1) / L::kStep, [&](int64_t block, V* partial) {
+    const int64_t j = block * L::kStep, count = std::min(L::kStep, n - j);
+    V g[P], y[P];
+    L::load(grad_output + j, count, g);
+    L::load(output + j, count, y);
+    for (int p = 0; p < P; ++p) partial[p] = act.accumulate_backward(partial[p], g[p], y[p]);
+  }, total);
+  for (int p = 1; p < P; ++p) total[0] = total[0] + total[p];
+  const V row_total = L::splat(L::reduce_sum(total[0]));
+  for (int64_t j = 0; j < n; j += L::kStep) {
+    const int64_t count = std::min(L::kStep, n - j);
+    V g[P], y[P];
+    L::load(grad_output + j, count, g);
+    L::load(output + j, count, y);
+    for (int p = 0; p < P; ++p) g[p] = act.backward(g[p], y[p], row_total);
+    L::store(grad_input + j, count, g);
+  }
+}
+
+template <class L, class scalar_t>
+void backward_columns(RowActivation act, const scalar_t* grad_output,
+                      const scalar_t* output, scalar_t* grad_input, int64_t n, int64_t inner,
+                      int64_t count) {
+  using V = typename L::V;
+  constexpr int P = L::kParts;
+  V total[P];
+  pairwise_sum<L>(0, n, [&](int64_t j, V* partial) {
+    V g[P], y[P];
+    L::load(grad_output + j * inner, count, g);
+    L::load(output + j * inner, count, y);
+    for (int p = 0; p < P; ++p) partial[p] = act.accumulate_backward(partial[p], g[p], y[p]);
+  }, total);
+  for (int64_t j = 0; j < n; ++j) {
+    V g[P], y[P];
+    L::load(grad_output + j * inner, count, g);
+    L::load(output + j * inner, count, y);
+    for (int p = 0; p < P; ++p) g[p] = act.backward(g[p], y[p], total[p]);
+    L::store(grad_input + j * inner, count, g);
+  }
+}
+
+// Calls row(offset, count) for every row (inner == 1: offset o*n, count 0) or column block
+// (offset o*n*inner + c, count <= kStep) of [outer, n, inner], in parallel.
+template <class L, class Row>
+void for_each_row(int64_t outer, int64_t n, int64_t inner, const Row& row) {
+  if (inner == 1) {
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(n, 1));
+    at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) row(o * n, int64_t(0));
+    });
+    return;
+  }
+  const int64_t blocks = (inner + L::kStep - 1) / L::kStep;
+  const int64_t grain =
+      std::max<int64_t>(1, kGrainElements / std::max<int64_t>(n * L::kStep, 1));
+  at::parallel_for(0, outer * blocks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t o = i / blocks, c = (i % blocks) * L::kStep;
+      row(o * n * inner + c, std::min(L::kStep, inner - c));
+    }
+  });
+}
+
+template <class L, class scalar_t>
+void forward(RowActivation act, const scalar_t* input, scalar_t* output, int64_t outer,
+             int64_t n, int64_t inner) {
+  for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
+    if (inner == 1) {
+      forward_row<L>(act, input + offset, output + offset, n);
+    } else {
+      forward_columns<L>(act, input + offset, output + offset, n, inner, count);
+    }
+  });
+}
+
+template <class L, class scalar_t>
+void backward(RowActivation act, const scalar_t* grad_output, const scalar_t* output,
+              scalar_t* grad_input, int64_t outer, int64_t n, int64_t inner) {
+  for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
+    if (inner == 1) {
+      backward_row<L>(act, grad_output + offset, output + offset, grad_input + offset, n);
+    } else {
+      backward_columns<L>(act, grad_output + offset, output + offset, grad_input + offset, n,
+                          inner, count);
+    }
+  });
+}
+
+}  // namespace rowwise
+}  // namespace cpu
+}  // namespace fusedact
