@@ -8,15 +8,20 @@ What it measures, per device (CPU always, CUDA when present; `--device` picks):
 
 - every op of `fusedact.registry`: the unary ops, the gated ops on a packed (tokens, 2d)
   input, prelu and learnable_swish with a per-channel weight (input (batch, 64, length)),
-  rrelu in training mode; each with its default parameters and every parameter set that
-  selects another formula (gelu/geglu approximate='tanh'; `--all-params` sweeps them all);
+  rrelu in training mode, the row-wise ops (softmax, log_softmax, softmin) over the last dim
+  (dim=-1, no dtype=); each with its default parameters and every parameter set that
+  selects another formula (gelu/geglu approximate='tanh'; `--all-params` sweeps them all;
+  the row-wise ops always run dim=-1);
 - forward, backward, and for the gated ops forward+backward; float32 and bfloat16, plus
   float16 on CUDA (`--dtypes`);
 - sizes: a large tensor (2^24 output elements on CPU, 2^26 on CUDA) for every op, and the
   LLM shapes tokens x d (tokens 7, 83, 2048, 8192; d 4096, 14336) for the gated ops and
-  gelu/silu;
+  gelu/silu; the row-wise ops instead run rows of 128, 1024, 4096 and 32768 elements and
+  vocabulary-sized rows of 131072 and 262144 (`--row-lengths`), as many rows as make the
+  large size (at least one row);
 - contenders: fusedact; the torch built-in (the registry's `reference`: F.gelu, ...; for
-  the gated ops the eager composition chunk + F.silu(a) * b etc.); torch.compile of that
+  the gated ops the eager composition chunk + F.silu(a) * b etc.; for the row-wise ops
+  F.softmax / F.log_softmax / F.softmin(x, dim=-1)); torch.compile of that
   same function (compiled once per op/shape/dtype and warmed up, its compile time excluded
   from the timings; `--no-compile` skips it); torch's fused F.glu for glu; and on CUDA
   Liger-Kernel's swiglu and (tanh) geglu on separate contiguous gate/up tensors, its natural
@@ -82,7 +87,12 @@ DEFAULT_DTYPES = {"cpu": ["float32", "bfloat16"], "cuda": ["float32", "bfloat16"
 LLM_TOKENS = (7, 83, 2048, 8192)
 LLM_D = (4096, 14336)
 LLM_UNARY = ("gelu", "silu")  # the unary ops also run at the LLM shapes
-QUICK_OPS = ("gelu", "swiglu", "prelu", "rrelu")
+QUICK_OPS = ("gelu", "swiglu", "prelu", "rrelu", "softmax")
+# Row-wise ops (kind "rowwise"): row lengths of attention/hidden sizes and of LLM vocabularies
+# (Llama 3: 128256, Gemma: 262144), each with as many rows as make the large size.
+ROW_LENGTHS = (128, 1024, 4096, 32768, 131072, 262144)
+QUICK_ROW_LENGTHS = (128, 4096)
+ROWWISE_TORCH = {"softmax": F.softmax, "log_softmax": F.log_softmax, "softmin": F.softmin}
 WEIGHT_CHANNELS = 64  # weighted ops: input (batch, 64, length), one weight per channel
 
 DIRECTIONS = ("forward", "backward", "fwd+bwd")
@@ -114,7 +124,7 @@ class Case:
     spec: registry.OpSpec
     params: dict
     dtype_name: str
-    shape_kind: str  # "large" or "llm"
+    shape_kind: str  # "large", "llm" or "rows" (the row-wise ops: rows x row length)
     in_shape: Tuple[int, ...]
     out_shape: Tuple[int, ...]
 
@@ -147,7 +157,10 @@ def counted_bytes(case: Case, direction: str) -> int:
     out), backward 5 (read dy and both halves, write both halves of dx); weighted as unary
     plus the C weights (forward reads them, backward reads them and writes their gradient);
     rrelu in training forward 3 (read x, write y and the slopes it keeps for backward),
-    backward 3 (read dy and the slopes, write dx). forward+backward is the sum.
+    backward 3 (read dy and the slopes, write dx); row-wise forward 2 (read the N elements
+    of x once, write y; a kernel that reads a row twice, for its max and sum and then for
+    the output, moves more but counts only this), backward 3 (read dy and y, write dx).
+    forward+backward is the sum.
     """
     if direction == "fwd+bwd":
         return counted_bytes(case, "forward") + counted_bytes(case, "backward")
@@ -158,6 +171,8 @@ def counted_bytes(case: Case, direction: str) -> int:
         return (3 if direction == "forward" else 5) * n * s
     if kind == "random":
         return 3 * n * s
+    if kind == "rowwise":
+        return (2 if direction == "forward" else 3) * n * s
     per = 2 if direction == "forward" else 3
     extra = 0
     if kind == "weighted":
@@ -201,6 +216,11 @@ def build_cases(device: torch.device, cfg: argparse.Namespace, dtypes: List[str]
     cases: List[Case] = []
     for dtype_name in dtypes:
         for spec in specs:
+            if spec.kind == "rowwise":  # dim=-1 over rows of each length, at the large size
+                for length in cfg.row_lengths:
+                    shape = (max(1, large // length), length)
+                    cases.append(Case(spec, {}, dtype_name, "rows", shape, shape))
+                continue
             for params in _param_sets(spec, cfg.all_params):
                 in_shape, out_shape = _large_shapes(spec, large, cfg.width)
                 cases.append(Case(spec, params, dtype_name, "large", in_shape, out_shape))
@@ -238,6 +258,10 @@ def _functions(spec: registry.OpSpec, params: dict):
         else:
             ref = lambda x, w: spec.reference(x, _weight_view(x, w))  # noqa: E731
         return (lambda x, w: spec.op(x, w)), ref
+    if kind == "rowwise":  # dim=-1, no dtype=; torch's F.<op> itself (the registry's reference wraps it)
+        op = spec.op.default
+        ref = ROWWISE_TORCH.get(spec.name) or functools.partial(registry.reference, spec)
+        return (lambda x: op(x, -1)), (lambda x: ref(x, dim=-1))
     if kind == "random":
         p = {**spec.params, **params}
         lower, upper = p["lower"], p["upper"]
@@ -417,7 +441,8 @@ def _value_and_grads(fn, args, dy):
 def accuracy(ours, ref, args: tuple, dy: torch.Tensor) -> dict:
     """Max abs error of ours vs torch and of both vs torch in float64, forward output and
     input gradients (all inputs, weight included), on the first rows of the input, at most
-    2^22 output elements (a sample: these are elementwise ops)."""
+    2^22 output elements and at least one row (a sample: these are elementwise ops, or
+    row-wise ops over the last dim, whose rows are independent)."""
     x = args[0]
     per_row = max(1, dy[0].numel()) if dy.dim() > 0 else 1
     rows = max(1, min(x.shape[0], 2**22 // per_row))
@@ -1082,7 +1107,8 @@ def geomean_lines(records: List[dict], baselines: Sequence[str]) -> List[str]:
 
 
 def write_plot(path: Path, records: List[dict], title: str, device_type: str) -> Optional[str]:
-    """Fraction of copy bandwidth per op at the large size, forward and backward."""
+    """Fraction of copy bandwidth per op at the large size (the row-wise ops: per row length),
+    forward and backward."""
     try:
         import matplotlib
 
@@ -1090,13 +1116,17 @@ def write_plot(path: Path, records: List[dict], title: str, device_type: str) ->
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib not installed: no plot written"
-    rows = [r for r in records if "error" not in r and r["shape_kind"] == "large"
+    rows = [r for r in records if "error" not in r and r["shape_kind"] in ("large", "rows")
             and r["direction"] in ("forward", "backward")]
     if not rows:
         return "no large-size rows: no plot written"
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
-    labels = list(dict.fromkeys(
-        r["op"] + ("" if r["params_label"] == "-" else f" ({r['params_label']})") for r in rows))
+
+    def label(r):
+        return (r["op"] + ("" if r["params_label"] == "-" else f" ({r['params_label']})")
+                + (f" [rows of {r['shape'][-1]}]" if r["shape_kind"] == "rows" else ""))
+
+    labels = list(dict.fromkeys(label(r) for r in rows))
     names = [n for n in ("ours", "torch", "compile", "liger", "builtin") if any(n in r["frac_copy"] for r in rows)]
     legend = {"ours": "fusedact", "torch": "torch / eager", "compile": "torch.compile",
               "liger": "Liger-Kernel", "builtin": "F.glu"}
@@ -1111,8 +1141,7 @@ def write_plot(path: Path, records: List[dict], title: str, device_type: str) ->
                 for r in rows:
                     if r["dtype"] != dtype or r["direction"] != direction or name not in r["frac_copy"]:
                         continue
-                    lab = r["op"] + ("" if r["params_label"] == "-" else f" ({r['params_label']})")
-                    ys.append(labels.index(lab) - 0.4 + (n_i + 0.5) * height)
+                    ys.append(labels.index(label(r)) - 0.4 + (n_i + 0.5) * height)
                     xs.append(r["frac_copy"][name])
                 ax.barh(ys, xs, height=height, label=legend[name])
             ax.axvline(1.0, color="black", linewidth=0.8)
@@ -1170,7 +1199,8 @@ def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) ->
                  f", CUDA {info['torch_cuda']}, sm_{info['compute_capability'].replace('.', '')}, "
                  f"L2 {info['L2_MiB']} MiB")
               + f"; {len(cases)} cases ({', '.join(dtypes)}); large size {large} elements; LLM shapes "
-              f"tokens {list(cfg.llm_tokens)} x d {list(cfg.llm_d)}; median of {cfg.min_reps}..{cfg.max_reps} reps "
+              f"tokens {list(cfg.llm_tokens)} x d {list(cfg.llm_d)}; row-wise row lengths {list(cfg.row_lengths)}; "
+              f"median of {cfg.min_reps}..{cfg.max_reps} reps "
               f"(budget {cfg.budget:g} s per row)")
     print(header, flush=True)
     for note in notes:
@@ -1252,11 +1282,13 @@ def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) ->
                         "torch: the eager backward of the composition)",
             "fwd+bwd": "forward then torch.autograd.grad in one timed call (gated ops)",
             "bytes": "counted_bytes(): unary fwd 2s, bwd 3s per element; gated fwd 3s, bwd 5s per "
-                     "output element; weighted + C weights; rrelu training 3s and 3s",
+                     "output element; weighted + C weights; rrelu training 3s and 3s; row-wise fwd 2s "
+                     "(read x once, write y), bwd 3s (read dy and y, write dx)",
             "copy": "x.clone() of a buffer of half the counted bytes (reads + writes = counted bytes)",
             "max_err": "max |ours - torch| on the first rows (<= 2^22 output elements)",
             "large_numel": large, "width": cfg.width, "llm_tokens": list(cfg.llm_tokens),
-            "llm_d": list(cfg.llm_d), "warmup": cfg.warmup, "min_reps": cfg.min_reps,
+            "llm_d": list(cfg.llm_d), "row_lengths": list(cfg.row_lengths), "warmup": cfg.warmup,
+            "min_reps": cfg.min_reps,
             "max_reps": cfg.max_reps, "budget_s": cfg.budget, "compile": cfg.compile,
             "cpu_reuse_memory": bool(cfg.cpu_reuse_memory) if device.type == "cpu" else None,
             "times_unit": "us", "bandwidth_unit": "GB/s (1e9 bytes/s)",
@@ -1302,7 +1334,8 @@ def write_markdown(path: Path, result: dict, info: dict, device: torch.device, b
         f"- command: `{result['command']}`",
         f"- sizes: large tensor {large} output elements (unary (n/{cfg.width}, {cfg.width}); gated packed "
         f"(tokens, 2x{cfg.width}); weighted (batch, {WEIGHT_CHANNELS}, length)); LLM shapes tokens "
-        f"{list(cfg.llm_tokens)} x d {list(cfg.llm_d)} for the gated ops and {', '.join(LLM_UNARY)}",
+        f"{list(cfg.llm_tokens)} x d {list(cfg.llm_d)} for the gated ops and {', '.join(LLM_UNARY)}; row-wise "
+        f"ops (dim=-1): (max(1, {large} / L), L) for row lengths L {list(cfg.row_lengths)}",
         "- time: median of the per-call times, in microseconds; " + result["method"]["timing"]
         + "; every contender and the copy interleaved, the order alternating per rep",
         "- forward on inputs that require grad; backward = torch.autograd.grad on a retained graph; "
@@ -1328,7 +1361,8 @@ def write_markdown(path: Path, result: dict, info: dict, device: torch.device, b
     md += ["## Summary", "", f"- copy bandwidth (median over rows): " + "; ".join(
         f"{c['dtype']} {c['shapes']} {c['GBps']:.1f} GB/s" for c in copies)]
     md += [f"- {line}" for line in gm] + [""]
-    for kind, title in (("large", f"## Large tensor ({large} output elements)"), ("llm", "## LLM shapes (tokens x d)")):
+    for kind, title in (("large", f"## Large tensor ({large} output elements)"), ("llm", "## LLM shapes (tokens x d)"),
+                        ("rows", "## Row-wise ops, dim=-1 (rows x row length)")):
         rows = [r for r in records if r["shape_kind"] == kind]
         if rows:
             md += [title, "", records_markdown(rows, baselines), ""]
@@ -1369,7 +1403,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    + ",".join(QUICK_OPS) + ")")
     p.add_argument("--quick", action="store_true",
                    help="a smoke test: ops " + ",".join(QUICK_OPS) + ", large size 2^16 (CPU) / 2^20 (CUDA), "
-                   "LLM shapes 7,83 x 256, few reps")
+                   "LLM shapes 7,83 x 256, row lengths " + ",".join(map(str, QUICK_ROW_LENGTHS)) + ", few reps")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile baseline")
     p.add_argument("--all-params", action="store_true", help="every parameter set of the registry, "
                    "not only the defaults and the sets that change the formula")
@@ -1381,6 +1415,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="comma list of token counts of the LLM shapes (default 7,83,2048,8192; --quick 7,83); '' for none")
     p.add_argument("--llm-d", type=_int_list, default=None,
                    help="comma list of hidden sizes d of the LLM shapes (default 4096,14336; --quick 256)")
+    p.add_argument("--row-lengths", type=_int_list, default=None,
+                   help="comma list of row lengths of the row-wise ops (softmax, log_softmax, softmin; dim=-1), "
+                   "each with max(1, large size / length) rows (default " + ",".join(map(str, ROW_LENGTHS))
+                   + "; --quick " + ",".join(map(str, QUICK_ROW_LENGTHS)) + ")")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per contender (default 2 CPU, 5 CUDA; --quick 1)")
     p.add_argument("--min-reps", type=int, default=None, help="default 5 CPU, 25 CUDA; --quick 3")
     p.add_argument("--max-reps", type=int, default=None, help="default 100 CPU, 300 CUDA; --quick 5")
@@ -1413,6 +1451,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         cfg.llm_tokens = (7, 83) if q else LLM_TOKENS
     if cfg.llm_d is None:
         cfg.llm_d = (256,) if q else LLM_D
+    if cfg.row_lengths is None:
+        cfg.row_lengths = QUICK_ROW_LENGTHS if q else ROW_LENGTHS
+    for length in cfg.row_lengths:
+        if length < 1:
+            p.error(f"--row-lengths: row lengths must be >= 1, got {length}")
     cfg.overhead_calls = cfg.overhead_calls or 200
     cfg.overhead_reps = cfg.overhead_reps or (5 if q else 31)
     cfg._args = {k: getattr(cfg, k) for k in ("warmup", "min_reps", "max_reps", "budget")}

@@ -1,7 +1,7 @@
 """Generator of the op reference in docs/: `python -m fusedact docs --out docs`.
 
-One markdown page per kind of op in the registry (unary, gated, weighted, random) and an
-index. Everything an op page says comes from the registry, the registered schemas, the
+One markdown page per kind of op in the registry (unary, gated, rowwise, weighted, random)
+and an index. Everything an op page says comes from the registry, the registered schemas, the
 Python signatures, a probe of the built ops (integer inputs), and `OP_DOCS` below, which
 holds what the registry does not: the formula and the derivative of each op, written out.
 tests/python/test_docs.py fails when an op of the registry has no OP_DOCS entry, and when
@@ -134,6 +134,21 @@ OP_DOCS: Dict[str, Dict[str, str]] = {
         "derivative": "2 * max(x, 0)",
         "torch": "torch.square(F.relu(x))",
     },
+    "softmax": {
+        "formula": "y_i = exp(x_i - m) / sum_j exp(x_j - m) over each row along dim, m = max_j x_j",
+        "derivative": "dy_i/dx_j = y_i * (delta_ij - y_j); backward from the output y: "
+                      "dx_i = y_i * (g_i - sum_j g_j * y_j)",
+    },
+    "log_softmax": {
+        "formula": "y_i = x_i - m - log(sum_j exp(x_j - m)) over each row along dim, m = max_j x_j",
+        "derivative": "dy_i/dx_j = delta_ij - softmax(x)_j; backward from the output y: "
+                      "dx_i = g_i - exp(y_i) * sum_j g_j",
+    },
+    "softmin": {
+        "formula": "softmax(-x): y_i = exp(m - x_i) / sum_j exp(m - x_j) over each row along dim, m = min_j x_j",
+        "derivative": "dy_i/dx_j = -y_i * (delta_ij - y_j); backward from the output y: "
+                      "dx_i = -y_i * (g_i - sum_j g_j * y_j)",
+    },
     "prelu": {
         "formula": "x for x > 0, w * x for x <= 0; w = weight[c] for channel c (dim 1), or weight[0] for all",
         "derivative": "d/dx: 1 for x > 0, w for x <= 0; d/dw: x for x <= 0, 0 for x > 0, "
@@ -182,6 +197,15 @@ PAGES = {  # kind -> (file, title, introduction), in page order
               "out = act(gate) * up, of size d along `dim`. The `.split` overload (Python: "
               "`<op>_split(gate, up)`) takes the two halves as separate tensors of one shape, for "
               "models that keep gate_proj and up_proj apart."),
+    "rowwise": ("rowwise.md", "Row-wise activations",
+                "y = f(x) normalized over each row along `dim`: every output element depends on its "
+                "whole row (the elements of the input that differ only in their index along `dim`). "
+                "`X(input, dim, dtype=None)`, torch's `input.softmax(dim, dtype)`: `dtype`, if given, "
+                "casts the input first (recorded by autograd) and the op runs in that dtype. The output "
+                "has the input's shape and is contiguous. `fusedact.functional` and `fusedact.nn` take "
+                "`dim=None` as torch.nn.functional and torch.nn do: torch's deprecated implicit dim "
+                "(0 for 0-, 1- and 3-dim inputs, else 1) with torch's UserWarning. The plots show the first "
+                "component of op([x, 0]) over a row of two (softmax: sigmoid(x)) and its derivative in x."),
     "weighted": ("weighted.md", "Activations with a learned weight",
                  "y = f(x, weight) with `weight` of one element (shared) or of size(1) elements (one "
                  "per channel, dim 1 of the input); the weight's gradient is reduced per channel."),
@@ -233,6 +257,10 @@ def _python_api(spec: OpSpec) -> str:
 
 
 def _parameters(spec: OpSpec) -> str:
+    if spec.kind == "rowwise":
+        return ("`dim` (required by the op; `dim=None` in fusedact.functional / fusedact.nn: torch's "
+                "deprecated implicit dim), `dtype=None` (a floating dtype to cast the input to first; "
+                "the output has that dtype)")
     if spec.kind == "weighted":
         return "`weight`, a tensor of 1 element (shared) or size(1) elements (one per channel)"
     if not spec.params:
@@ -298,6 +326,17 @@ def _notes(spec: OpSpec) -> List[str]:
                      "the derivative there takes torch's value, given above.")
     elif kinks:
         notes.append(f"Not differentiable at x = {kinks}; the derivative there takes torch's value, given above.")
+    if spec.kind == "rowwise":
+        notes += [
+            "Each row is shifted by its maximum before exp (float16/bfloat16 computed in float32): "
+            "a row of all -inf gives NaN, and +inf and NaN propagate, as torch's.",
+            "A 0-dim input is a row of one element (dim 0 or -1): "
+            + ("softmax and softmin give 1, log_softmax 0." if spec.name != "log_softmax" else "log_softmax gives 0."),
+            "Integer and bool inputs run with a floating `dtype=` only, as in torch; without one the "
+            "error names the op and `input`.",
+            "Under CUDA autocast without `dtype=`, runs in float32 (torch's policy for "
+            "softmax, log_softmax and softmin).",
+        ]
     if spec.composite:
         notes.append("The tests compare with a composition of torch ops, which rounds each "
                      "intermediate in float16/bfloat16; fusedact rounds once, so results in those types "
@@ -314,6 +353,8 @@ def _schemas(spec: OpSpec) -> List[str]:
 def op_section(spec: OpSpec) -> List[str]:
     entry = OP_DOCS[spec.name]
     dtypes = DTYPES + ("; integer types too, as torch" if _accepts_integers(spec) else "")
+    if spec.kind == "rowwise":
+        dtypes += "; with `dtype=`, any input dtype (integers and bool included) cast to that floating dtype"
     lines = [
         f"## {spec.name}",
         "",
@@ -399,7 +440,8 @@ def _index_lines(rows: List[str]) -> List[str]:
         "default tolerances, NaN, ±inf and -0.0 included; where torch's CPU and CUDA kernels "
         "disagree, its CUDA kernel is the reference. Derivatives at kinks take torch's values.",
         "- Any strides; contiguous and channels_last inputs run without a copy and the output "
-        "keeps the input's memory format; 0-element tensors return at once; 64-bit indexing.",
+        "keeps the input's memory format (the row-wise ops return a contiguous output); "
+        "0-element tensors return at once; 64-bit indexing.",
         "- Every op `X` has a backward op `X_backward` that is itself a registered differentiable "
         "op (double backward); `torch.compile(..., fullgraph=True)` traces them through their "
         "Meta kernels.",

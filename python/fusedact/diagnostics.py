@@ -100,6 +100,9 @@ SATURATION_BOUNDS: Dict[str, Callable[[torch.nn.Module], Tuple[Optional[float], 
     "elu": _negative_alpha_bound,
     "celu": _negative_alpha_bound,
     "selu": lambda m: (-_SELU_SCALE * _SELU_ALPHA, None),
+    "softmax": lambda m: (0.0, 1.0),  # probabilities: 0 or 1 is a saturated (one-hot) row
+    "softmin": lambda m: (0.0, 1.0),
+    "log_softmax": lambda m: (None, 0.0),
 }
 
 _HALF_TYPES = (torch.float16, torch.bfloat16)

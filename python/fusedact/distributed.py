@@ -12,6 +12,10 @@ run on DTensor inputs shard by shard, without gathering the tensor where the mat
 - packed gated ops `X(input, ..., dim)` and their backwards: `Shard(d)` on any dim but the
   gated one passes through. Sharded on the gated dim, a rank would hold parts of both halves,
   so the input is gathered (`Replicate()`) first.
+- row-wise ops `X(input, dim, dtype=None)` (softmax, log_softmax, softmin) and their
+  backwards `X_backward(grad_output, output, dim)`: `Shard(d)` on any dim but `dim` passes
+  through (every row is whole on one rank); sharded on `dim`, a row would be split across
+  ranks, so the inputs are gathered (`Replicate()`) first. A `Partial` input is reduced first.
 - weighted ops (`prelu`, `learnable_swish`): input sharded on any non-channel dim with the
   weight replicated passes through; input sharded on the channel dim (1) runs with the
   per-channel weight sharded the same way (`Shard(0)`). In the backward, `grad_weight` of an
@@ -75,6 +79,8 @@ def _rule_for(spec: OpSpec, op) -> Optional[Tuple[str, Callable]]:
     n_out = len(op._schema.returns)
     if spec.kind == "gated" and "dim" in arg_names:
         return "gated_packed", _gated_packed_rule(op, n_out)
+    if spec.kind == "rowwise" and "dim" in arg_names:
+        return "rowwise", _rowwise_rule(op, n_out)
     if spec.kind == "weighted" and "weight" in tensor_names:
         if n_out == 1:
             return "weighted", _weighted_forward_rule(op)
@@ -178,6 +184,37 @@ def _gated_packed_rule(op, n_out: int):
             return strategies
         # On the gated dim a shard would hold the end of one half and the start of the other.
         strategies += [all_as(Shard(d)) for d in range(ndim) if d != gated_dim]
+        return strategies
+
+    return rule
+
+
+def _rowwise_rule(op, n_out: int):
+    bind = _binder(op)
+    arg_names = [a.name for a in op._schema.arguments]
+    tensor_names = set(_tensor_arg_names(op))
+
+    def rule(*args, **kwargs):
+        Replicate, Shard, _ = _placements()
+        values = bind(args, kwargs)
+        shapes = {_shape(values[n]) for n in tensor_names if values[n] is not None}
+
+        def all_as(p):
+            return ([p] * n_out, [p if n in tensor_names else None for n in arg_names])
+
+        strategies = [all_as(Replicate())]
+        # One shape for every tensor (input; or grad_output and output), else the kernel
+        # reports the mismatch, replicated.
+        if len(shapes) != 1 or None in shapes:
+            return strategies
+        (shape,) = shapes
+        ndim = len(shape)
+        dim = values.get("dim")
+        if ndim == 0 or isinstance(dim, bool) or not isinstance(dim, int) or not -ndim <= dim < ndim:
+            return strategies  # a 0-dim tensor has nothing to shard; the kernel reports a bad dim
+        row_dim = dim % ndim
+        # Each rank must hold whole rows: any dim but the row's.
+        strategies += [all_as(Shard(d)) for d in range(ndim) if d != row_dim]
         return strategies
 
     return rule

@@ -3,10 +3,14 @@
 Each unary op `f` is `f(input, <params in schema order, with torch's defaults>)`, plus
 `inplace=False` where torch.nn.functional has it; each gated op `g` is
 `g(input, <params>, dim=-1)` and `g_split(gate, up, <params>)` for separate tensors; each
-weighted op `w` is `w(input, weight)`.
+weighted op `w` is `w(input, weight)`; each row-wise op `r` (softmax, log_softmax, softmin)
+is `r(input, dim=None, _stacklevel=3, dtype=None)`, torch.nn.functional's signature, with its
+deprecated implicit dim for dim=None.
 """
 
 import inspect
+import warnings
+from typing import Optional
 
 import torch
 
@@ -76,7 +80,8 @@ def _default_call(spec: OpSpec, signature, body, env):
     ] + body
 
 
-# (_C.<op>_default, the op's default overload) pairs, for torch.compile.
+# (_C.<op>_default, the op's default overload) pairs, for torch.compile (unary and gated ops
+# only: the rowwise ops, whose dim is required, call torch.ops directly; see softmax below).
 _substitutes = []
 
 
@@ -128,6 +133,67 @@ def _weighted(spec: OpSpec):
     return fn, inspect.signature(fn)
 
 
+def _get_softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    """torch.nn.functional._get_softmax_dim: the legacy implicit dim of softmax-like calls
+    without dim= (0 for 0-, 1- and 3-dim inputs, else 1) and torch's deprecation warning,
+    attributed `stacklevel` frames up from here, as torch's (same frame depth: this helper,
+    the functional, its caller). Under torch.compile there is no warning: Dynamo cannot trace
+    warnings.warn (a graph break, an error with fullgraph=True)."""
+    if not torch.compiler.is_compiling():
+        warnings.warn(
+            f"Implicit dimension choice for {name} has been deprecated. "
+            "Change the call to include dim=X as an argument.",
+            stacklevel=stacklevel,
+        )
+    if ndim == 0 or ndim == 1 or ndim == 3:
+        ret = 0
+    else:
+        ret = 1
+    return ret
+
+
+# The row-wise ops, written out (not generated) so that TorchScript can compile them, and so
+# fusedact.nn.Softmax & co, as torch.nn's. No `_C.<op>_default` fast path (_default_call):
+# `dim` has no default in the op's schema, so there is no all-defaults call to shortcut and
+# nothing for _substitute_in_graph. Docstrings come from the registry (below).
+
+
+def softmax(
+    input: torch.Tensor,
+    dim: Optional[int] = None,
+    _stacklevel: int = 3,
+    dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    if dim is None:
+        dim = _get_softmax_dim("softmax", input.dim(), _stacklevel)
+    return torch.ops.fusedact.softmax(input, dim, dtype)
+
+
+def log_softmax(
+    input: torch.Tensor,
+    dim: Optional[int] = None,
+    _stacklevel: int = 3,
+    dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    if dim is None:
+        dim = _get_softmax_dim("log_softmax", input.dim(), _stacklevel)
+    return torch.ops.fusedact.log_softmax(input, dim, dtype)
+
+
+def softmin(
+    input: torch.Tensor,
+    dim: Optional[int] = None,
+    _stacklevel: int = 3,
+    dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    if dim is None:
+        dim = _get_softmax_dim("softmin", input.dim(), _stacklevel)
+    return torch.ops.fusedact.softmin(input, dim, dtype)
+
+
+_ROWWISE = {"softmax": softmax, "log_softmax": log_softmax, "softmin": softmin}
+
+
 def rrelu(
     input: torch.Tensor,
     lower: float = 1.0 / 8,
@@ -153,6 +219,15 @@ for _spec in OPS:
         _publish(_spec.name, *_unary(_spec), _doc)
     elif _spec.kind == "weighted":
         _publish(_spec.name, *_weighted(_spec), _doc)
+    elif _spec.kind == "rowwise":
+        _publish(
+            _spec.name,
+            _ROWWISE[_spec.name],
+            inspect.signature(_ROWWISE[_spec.name]),
+            f"{_spec.doc}\n\nfusedact counterpart of torch.nn.functional.{_spec.name} (same arguments): "
+            "`dtype`, if given, casts the input first; dim=None picks torch's deprecated implicit "
+            "dim (0 for 0-, 1- and 3-dim inputs, else 1) with torch's warning.",
+        )
     else:
         (_fn, _sig), (_split, _split_sig) = _gated(_spec)
         _publish(_spec.name, _fn, _sig, _doc)

@@ -3,10 +3,12 @@
 `fusedact.nn.<Module>(**same kwargs as torch.nn.<Module>)` stores its arguments under
 torch's attribute names (so reprs and attribute access match) and calls the fusedact op.
 SwiGLU, GeGLU, ReGLU, Swish, QuickGELU and ReLUSquared have no torch.nn counterpart;
-PReLU, which owns a parameter, is written out by hand.
+PReLU, which owns a parameter, is written out by hand. The row-wise modules (Softmax,
+LogSoftmax, Softmin) take `dim` only, as torch.nn's (dim=None: torch's deprecated implicit dim).
 """
 
 import inspect
+from typing import Optional
 
 import torch
 
@@ -57,6 +59,56 @@ def _module(spec: OpSpec):
             "__module__": __name__,
         },
     )
+
+
+class _Rowwise(torch.nn.Module):
+    """torch.nn.Softmax / LogSoftmax / Softmin's interface: `dim` (None: torch's deprecated
+    implicit dim, with its warning), extra_repr 'dim=...', and a __setstate__ giving old
+    pickles without `dim` dim=None, as torch's modules do. Written out (forward names its
+    fusedact.functional function) so that TorchScript compiles them, as torch.nn's."""
+
+    __constants__ = ["dim"]
+    dim: Optional[int]
+
+    def __init__(self, dim: Optional[int] = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if not hasattr(self, "dim"):
+            self.dim = None
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+# forward: _stacklevel=5 as torch.nn.Softmax's, so the implicit-dim warning points at the same
+# frame as torch's.
+
+
+class Softmax(_Rowwise):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return FA.softmax(input, self.dim, _stacklevel=5)
+
+
+class LogSoftmax(_Rowwise):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return FA.log_softmax(input, self.dim, _stacklevel=5)
+
+
+class Softmin(_Rowwise):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return FA.softmin(input, self.dim, _stacklevel=5)
+
+
+_ROWWISE = {"Softmax": Softmax, "LogSoftmax": LogSoftmax, "Softmin": Softmin}
+
+
+def _rowwise_module(spec: OpSpec):
+    cls = _ROWWISE[spec.module]
+    cls.__doc__ = f"{spec.doc}\n\nfusedact counterpart of torch.nn.{spec.module}(dim=None)."
+    return cls
 
 
 class PReLU(torch.nn.Module):
@@ -123,5 +175,5 @@ __all__ = list(_HANDWRITTEN)
 for _spec in OPS:
     if _spec.kind in ("weighted", "random") or _spec.module in _HANDWRITTEN:
         continue
-    globals()[_spec.module] = _module(_spec)
+    globals()[_spec.module] = _rowwise_module(_spec) if _spec.kind == "rowwise" else _module(_spec)
     __all__.append(_spec.module)

@@ -8,6 +8,8 @@ gives the numbers. Conventions per kind of op:
   registry's sample values);
 - gated: the activation applied to the gate with up = 1, i.e. act(gate) (the two-tensor
   `.split` overload), and its derivative with respect to the gate;
+- rowwise: the first component of op([x, 0]) over a row of two elements (softmax: s(x),
+  log_softmax: logsigmoid(x), softmin: s(-x)), and its derivative with respect to x;
 - weighted: the weight of `PLOT_WEIGHT` (prelu: torch.nn.PReLU's initial 0.25);
 - random (rrelu): evaluation mode, slope (lower + upper) / 2.
 """
@@ -23,7 +25,7 @@ import torch
 from . import registry
 from .registry import OpSpec
 
-__all__ = ["curve", "plot_op", "new_figure", "DEFAULT_RANGE", "DEFAULT_POINTS", "PLOT_WEIGHT"]
+__all__ = ["curve", "plot_op", "new_figure", "rowwise_pair", "DEFAULT_RANGE", "DEFAULT_POINTS", "PLOT_WEIGHT"]
 
 DEFAULT_RANGE = (-6.0, 6.0)
 DEFAULT_POINTS = 601
@@ -51,6 +53,12 @@ def _functions(spec: OpSpec, params: Dict, dtype: torch.dtype) -> Tuple[Callable
         args = f"gate, up=1{', ' + shown if shown else ''}"
         return (lambda t: spec.op.split(t, torch.ones_like(t), **params),
                 lambda t: spec.reference(t, torch.ones_like(t), **params), f"{spec.name}({args})")
+    if spec.kind == "rowwise":
+        # dtype=None only: the curve is of the op, in the plot's dtype.
+        row_params = {k: v for k, v in params.items() if k not in ("dim", "dtype")}
+        return (lambda t: spec.op(rowwise_pair(t), -1, **row_params)[..., 0],
+                lambda t: spec.reference(rowwise_pair(t), dim=-1, **row_params)[..., 0],
+                f"{spec.name}([x, 0], dim=-1)[0]")
     if spec.kind == "weighted":
         if spec.name not in PLOT_WEIGHT:
             raise KeyError(f"fusedact.plots: no plotting weight for the weighted op {spec.name!r}; "
@@ -64,10 +72,17 @@ def _functions(spec: OpSpec, params: Dict, dtype: torch.dtype) -> Tuple[Callable
     raise ValueError(f"fusedact.plots: op {spec.name!r} has kind {spec.kind!r}, which has no plotting rule")
 
 
+def rowwise_pair(t: torch.Tensor) -> torch.Tensor:
+    """[..., 2] rows [t, 0]: the row-wise ops' plotting input (the first component of
+    softmax([x, 0]) is sigmoid(x))."""
+    return torch.stack([t, torch.zeros_like(t)], dim=-1)
+
+
 def _value_and_derivative(fn: Callable, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     t = x.clone().requires_grad_(True)
     y = fn(t)
-    # Elementwise in t, so the gradient of the sum is the derivative at each point.
+    # Each output element depends on its own point of t only (the rowwise ops: on its own
+    # row [t_i, 0]), so the gradient of the sum is the derivative at each point.
     (dy,) = torch.autograd.grad(y.sum(), t)
     return y.detach(), dy
 

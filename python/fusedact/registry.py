@@ -18,13 +18,17 @@ class OpSpec:
     name: str
     # "unary": y = f(x) elementwise; "gated": out = act(gate) * up on two halves of `dim`;
     # "weighted": y = f(x, weight) with a learned per-channel (or single) weight;
-    # "random": rrelu, whose training mode draws its slopes from torch's generator.
+    # "random": rrelu, whose training mode draws its slopes from torch's generator;
+    # "rowwise": y = f(x) normalized over the rows along a required `dim` (softmax,
+    # log_softmax, softmin): every output element depends on its whole row, so the op is
+    # not elementwise; X(input, dim, dtype=None), X_backward(grad_output, output, dim).
     kind: str
-    # The torch composition we must match. Unary: reference(x, **params).
+    # The torch composition we must match. Unary and rowwise: reference(x, **params).
     # Gated: reference(gate, up, **params) with gate/up already split.
     reference: Callable[..., torch.Tensor]
     doc: str
-    # Keyword parameters and their defaults, in schema order (the gated `dim` is not listed).
+    # Keyword parameters and their defaults, in schema order (the gated `dim` is not listed;
+    # the rowwise `dim` is, as a required parameter with a sample value).
     params: Dict[str, Any] = dataclasses.field(default_factory=dict)
     # Parameter sets every test and benchmark sweeps (always includes the defaults).
     param_sets: Tuple[Dict[str, Any], ...] = ({},)
@@ -330,6 +334,39 @@ OPS: List[OpSpec] = [
         kinks=(0.0,),
     ),
     OpSpec(
+        name="softmax",
+        module="Softmax",
+        kind="rowwise",
+        reference=lambda x, dim, dtype=None: F.softmax(x, dim=dim, dtype=dtype),
+        doc="Softmax over `dim`: exp(x_i) / sum_j exp(x_j), each row of `dim` summing to 1.",
+        params={"dim": -1, "dtype": None},
+        required_params=("dim",),
+        param_sets=({"dim": -1}, {"dim": 0}, {"dim": -1, "dtype": torch.float64}),
+        grad_from_output=True,
+    ),
+    OpSpec(
+        name="log_softmax",
+        module="LogSoftmax",
+        kind="rowwise",
+        reference=lambda x, dim, dtype=None: F.log_softmax(x, dim=dim, dtype=dtype),
+        doc="LogSoftmax over `dim`: x_i - log(sum_j exp(x_j)).",
+        params={"dim": -1, "dtype": None},
+        required_params=("dim",),
+        param_sets=({"dim": -1}, {"dim": 0}, {"dim": -1, "dtype": torch.float64}),
+        grad_from_output=True,
+    ),
+    OpSpec(
+        name="softmin",
+        module="Softmin",
+        kind="rowwise",
+        reference=lambda x, dim, dtype=None: F.softmin(x, dim=dim, dtype=dtype),
+        doc="Softmin over `dim`: softmax(-x) = exp(-x_i) / sum_j exp(-x_j), each row of `dim` summing to 1.",
+        params={"dim": -1, "dtype": None},
+        required_params=("dim",),
+        param_sets=({"dim": -1}, {"dim": 0}, {"dim": -1, "dtype": torch.float64}),
+        grad_from_output=True,
+    ),
+    OpSpec(
         name="glu",
         module="GLU",
         kind="gated",
@@ -384,16 +421,20 @@ def split_halves(spec: OpSpec, x: torch.Tensor, dim: int = -1) -> Tuple[torch.Te
 
 
 def reference(spec: OpSpec, x: torch.Tensor, dim: int = -1, **params) -> torch.Tensor:
-    """The torch composition a packed fusedact call must match."""
+    """The torch composition a packed fusedact call must match (`dim`: the gated or
+    rowwise dim; other kinds have none)."""
     if spec.kind == "gated":
         gate, up = split_halves(spec, x, dim)
         return spec.reference(gate, up, **params)
+    if spec.kind == "rowwise":
+        return spec.reference(x, dim=dim, **params)
     return spec.reference(x, **params)
 
 
 def call(spec: OpSpec, x: torch.Tensor, dim: Optional[int] = None, **params) -> torch.Tensor:
-    """Call the packed fusedact op with keyword parameters (dim only for gated ops)."""
-    if spec.kind == "gated":
+    """Call the packed fusedact op with keyword parameters (dim only for gated and
+    rowwise ops, default -1: `call(spec, x, **spec.params)` passes the registry's sample)."""
+    if spec.kind in ("gated", "rowwise"):
         return spec.op(x, **params, dim=-1 if dim is None else dim)
     return spec.op(x, **params)
 

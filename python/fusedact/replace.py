@@ -7,7 +7,8 @@
 Which modules are swapped:
 
 - torch.nn classes that fusedact.nn has a module of the same name for (GELU, SiLU, ...,
-  PReLU, RReLU, GLU), the exact class only: the new module is built from the old one's
+  PReLU, RReLU, GLU, Softmax, LogSoftmax, Softmin), the exact class only: the new module is
+  built from the old one's
   attributes (negative_slope, alpha, inplace, dim, ...), takes over its parameters (PReLU's
   `weight` stays the very same Parameter object, so optimizers and tied references keep
   working) and its train/eval mode.
@@ -18,9 +19,11 @@ Which modules are swapped:
   or `QuickGELU`). Such a module must be parameter-free; it is swapped only when its output
   on a float64 probe (both signs, kinks, far tails) equals the fusedact module's within
   PROBE_RTOL / PROBE_ATOL. transformers itself is never imported: classes are recognised
-  by name along their MRO and the probe decides.
+  by name along their MRO and the probe decides. The row-wise ones (Softmax, LogSoftmax,
+  Softmin) are probed at ranks 2, 3 and 4, so that their `dim` (or torch's implicit dim for
+  dim=None, which depends on the input's rank) is pinned down.
 - Modules with hooks are left alone (the hooks would be lost), and so are activations
-  fusedact has no op for (Softmax, ClippedGELUActivation, ...): both are reported in
+  fusedact has no op for (Softmax2d, ClippedGELUActivation, ...): both are reported in
   `skipped` with the reason. Modules that are no activation are not reported.
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
+import warnings
 from collections import Counter
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -36,6 +40,7 @@ import torch
 from torch import nn
 
 from . import nn as fnn
+from .registry import OPS
 
 __all__ = ["replace_activations", "ReplaceReport", "Swapped", "Skipped"]
 
@@ -75,8 +80,24 @@ def compare(out: object, ref: object) -> Tuple[bool, float]:
 
 
 def _run_probe(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> object:
-    with torch.no_grad():
+    # The warnings of a probe run are ours, not the user's (e.g. the implicit-dim deprecation
+    # of a Softmax(dim=None) run on the probe).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         return fn(x.clone())  # a clone: in-place modules overwrite their input
+
+
+def _probes(matched: str) -> List[torch.Tensor]:
+    """The probe inputs for a class matched by the name `matched`: probe_input(), and for the
+    row-wise activations the same values at ranks 2, 3 and 4: (2, 262), (2, 2, 131) and
+    (2, 2, 2, 131) (the second half flipped), so that a module's `dim` is pinned down (on
+    the 2-dim probe alone dim=1 and dim=-1 agree, and torch's implicit dim of dim=None is 1
+    for 2 dims, 0 for 3) and a module whose dim needs more than 2 dims still runs on some."""
+    x = probe_input()
+    if matched not in _ROWWISE:
+        return [x]
+    x3 = x.reshape(2, 2, 131)
+    return [x, x3, torch.stack([x3, x3.flip(-1)])]
 
 
 # --------------------------------------------------------------------------------- report
@@ -190,6 +211,9 @@ _TORCH_EXACT = frozenset(
     if isinstance(getattr(nn, name, None), type) and issubclass(getattr(nn, name), nn.Module)
 )
 
+# fusedact.nn's row-wise modules (torch.nn's names), probed at several ranks by _probes().
+_ROWWISE = frozenset(spec.module for spec in OPS if spec.kind == "rowwise")
+
 _GELU = _fixed(fnn.GELU, approximate="none")
 _GELU_TANH = _fixed(fnn.GELU, approximate="tanh")
 
@@ -214,10 +238,7 @@ _BUILDERS.update({
 # Activations we recognise but have no op for: reported, never probed.
 _NO_COUNTERPART = "fusedact has no op for this activation"
 _UNSUPPORTED: Dict[str, str] = {
-    "Softmax": _NO_COUNTERPART + " (row-wise softmax is not in fusedact.nn)",
-    "Softmin": _NO_COUNTERPART,
-    "LogSoftmax": _NO_COUNTERPART + " (row-wise log_softmax is not in fusedact.nn)",
-    "Softmax2d": _NO_COUNTERPART,
+    "Softmax2d": _NO_COUNTERPART + " (softmax over the channels of a 3- or 4-dim input)",
     "ClippedGELUActivation": _NO_COUNTERPART + " (gelu clipped to [min, max])",
     "LaplaceActivation": _NO_COUNTERPART + " (0.5 * (1 + erf((x - mu) / (sigma * sqrt 2))))",
     "SqrtSoftplusActivation": _NO_COUNTERPART + " (sqrt(softplus(x)))",
@@ -288,16 +309,33 @@ def _convert(module: nn.Module, rule: Tuple[str, object]) -> nn.Module:
     if own:
         raise _Skip(f"matched by name ({matched}) but holds {' and '.join(k[1:] for k in own)}; "
                     "only parameter-free activations are matched by formula")
-    x = probe_input()
-    try:
-        expected = _run_probe(module, x)
-    except Exception as exc:
-        raise _Skip(f"running it on the float64 probe failed: {type(exc).__name__}: {exc}") from None
+    probes = _probes(matched)
+    # Several probes (row-wise classes): one the module cannot run (a dim beyond its rank)
+    # must fail for the fusedact module too; at least one must run.
+    expected: List[object] = []
+    for x in probes:
+        try:
+            expected.append(_run_probe(module, x))
+        except Exception as exc:
+            expected.append(exc)
+    if all(isinstance(e, Exception) for e in expected):
+        exc = expected[0]
+        raise _Skip(f"running it on the float64 probe failed: {type(exc).__name__}: {exc}")
     tried = []
     for build in builders:
         try:
             new = build(module).train(module.training)
-            same, diff = compare(_run_probe(new, x), expected)
+            same, diff = True, 0.0
+            for x, ref in zip(probes, expected):
+                if isinstance(ref, Exception):
+                    try:
+                        _run_probe(new, x)
+                    except Exception:
+                        continue  # fails where the module fails
+                    same, diff = False, float("inf")
+                    break
+                same_x, diff_x = compare(_run_probe(new, x), ref)
+                same, diff = same and same_x, max(diff, diff_x)
         except Exception as exc:
             tried.append(f"{build.__qualname__}: {type(exc).__name__}: {exc}")
             continue

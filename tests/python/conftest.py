@@ -56,6 +56,7 @@ def op_param_cases(kind=None):
 
 UNARY_CASES = op_param_cases("unary")
 GATED_CASES = op_param_cases("gated")
+ROWWISE_CASES = op_param_cases("rowwise")
 INPLACE_SPECS = [pytest.param(s, id=s.name) for s in OPS if s.inplace]
 GATED_SPECS = [pytest.param(s, id=s.name) for s in OPS if s.kind == "gated"]
 
@@ -221,6 +222,8 @@ def expected_overloads(spec):
                       (spec.name + "_result_double_backward", "default")]
     elif spec.kind == "weighted":
         names = [(spec.name, "default"), (spec.name + "_backward", "default")]
+    elif spec.kind == "rowwise":  # no in-place form, no X_double_backward (rowwise_api)
+        names = [(spec.name, "default"), (spec.name + "_backward", "default")]
     elif spec.kind == "random":
         names = [(spec.name, "default"), (spec.name + "_", "default")]
         names += [(spec.name + "_with_noise", "default"), (spec.name + "_with_noise_backward", "default")]
@@ -239,7 +242,7 @@ SCHEMA_HALF_SHAPE = (3, 4)
 def _schema_tensor_shape(spec, packed, arg_name):
     if spec.kind == "weighted":
         return (SCHEMA_UNARY_SHAPE[1],) if arg_name == "weight" else SCHEMA_UNARY_SHAPE
-    if spec.kind in ("unary", "random"):
+    if spec.kind in ("unary", "random", "rowwise"):  # rowwise: input, grad_output, output
         return SCHEMA_UNARY_SHAPE
     if arg_name.startswith("grad_grad_"):
         arg_name = arg_name[len("grad_grad_") :]
@@ -252,7 +255,8 @@ def _schema_tensor_shape(spec, packed, arg_name):
 
 def schema_args(spec, params, op, make):
     """Positional arguments for the OpOverload `op` of `spec`: tensors from make(shape),
-    `dim` = -1, the op's parameters from `params`; trailing defaults are left out."""
+    `dim` from `params` (the rowwise ops') or -1, the op's parameters from `params`; trailing
+    defaults are left out."""
     schema = op._schema
     packed = op._overloadname == "default"
     args = []
@@ -262,7 +266,7 @@ def schema_args(spec, params, op, make):
             assert shape is not None, f"unexpected tensor argument {a.name!r} in {schema}"
             args.append(make(shape))
         elif a.name == "dim":
-            args.append(-1)
+            args.append(params.get("dim", -1))
         elif a.name in params:
             args.append(params[a.name])
         elif a.has_default_value():
@@ -320,7 +324,10 @@ KNOWN_DIFFERENCES = {
        for case in ("glu.split-up-None", "swiglu.split-up-None", "geglu.split-up-None",
                     "reglu.split-up-None", "prelu-weight-None", "learnable_swish-weight-None",
                     "rrelu_with_noise-None", "gelu-input-None", "relu_-input-None",
-                    "gelu_backward-grad-None", "swiglu_backward-grad-None")},
+                    "gelu_backward-grad-None", "swiglu_backward-grad-None",
+                    "softmax-input-None", "log_softmax-input-None", "softmin-input-None",
+                    "softmax_backward-grad-None", "log_softmax_backward-grad-None",
+                    "softmin_backward-grad-None")},
     **{f"test_bad_inputs.py::test_bad_input[{op}-min-nan]":
        "min_val=nan: torch's clamp gives NaN everywhere, fusedact's select keeps the other bound"
        for op in ("hardtanh", "hardtanh_")},

@@ -355,6 +355,48 @@ def _body_weighted(rank):
     return failures
 
 
+def _body_rowwise(rank):
+    from torch.distributed.tensor import Replicate, Shard
+
+    mesh = _mesh()
+    failures = []
+    R = Replicate()
+    x = _randn((5, 6), 13)  # 5 rows: uneven shards (3 + 2) on dim 0
+    for label, fn, row_dim in [("softmax", lambda t: ops.softmax(t, -1), 1),
+                               ("log_softmax-dim0", lambda t: ops.log_softmax(t, 0), 0),
+                               ("softmin", lambda t: ops.softmin(t, dim=1), 1)]:
+        other = Shard(1 - row_dim)
+        # Sharded across rows: every row is whole on one rank, no communication.
+        _run_case(failures, mesh, label, fn, [x], [other], other, [other])
+        # Sharded along the row: the rows are gathered first and the result is replicated.
+        _run_case(failures, mesh, label + "-row-dim", fn, [x], [Shard(row_dim)], R, gathers=True)
+        _run_case(failures, mesh, label, fn, [x], [R], R, [R])
+    # The row dim given negatively on a 3-D input.
+    x3 = _randn((3, 4, 5), 14)
+    softmax_m2 = lambda t: ops.softmax(t, dim=-2)  # noqa: E731
+    for d in (0, 2):
+        _run_case(failures, mesh, "softmax-3d-dim-2", softmax_m2, [x3], [Shard(d)], Shard(d),
+                  [Shard(d)])
+    _run_case(failures, mesh, "softmax-3d-dim-2-row-dim", softmax_m2, [x3], [Shard(1)], R,
+              gathers=True)
+    # dtype=: a float32 input cast to float64 first; the placement passes through.
+    _run_case(failures, mesh, "log_softmax-dtype", lambda t: ops.log_softmax(t, -1, torch.float64),
+              [x.float()], [Shard(0)], Shard(0), [Shard(0)])
+    # Double backward (X_backward is differentiable).
+    for name in ("softmax", "log_softmax", "softmin"):
+        _run_case(failures, mesh, name + "-double", lambda t, name=name: getattr(ops, name)(t, -1),
+                  [x], [Shard(0)], Shard(0), double=True)
+    # fusedact.functional and fusedact.nn reach the same rules. The module's forward is called
+    # directly: CommDebugMode tracks modules called through Module.__call__ with hooks that
+    # torch.autograd.grad() refuses ("A leaf node was passed to _will_engine_execute_node"),
+    # for torch.nn.LogSoftmax just the same.
+    _run_case(failures, mesh, "FA.softmin", lambda t: FA.softmin(t, dim=1), [x], [Shard(0)],
+              Shard(0), [Shard(0)])
+    _run_case(failures, mesh, "FN.LogSoftmax", FN.LogSoftmax(dim=0).forward, [x], [Shard(1)],
+              Shard(1), [Shard(1)])
+    return failures
+
+
 class _Net(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -400,11 +442,12 @@ def _body_ddp(rank):
 
 
 def _body_dtensor(rank):
-    return _body_unary(rank) + _body_gated(rank) + _body_weighted(rank)
+    return _body_unary(rank) + _body_gated(rank) + _body_weighted(rank) + _body_rowwise(rank)
 
 
 def test_dtensor_ops():
-    """Unary, gated and weighted ops on DTensors (one spawn: process start-up dominates)."""
+    """Unary, gated, weighted and row-wise ops on DTensors (one spawn: process start-up
+    dominates)."""
     _spawn(_body_dtensor)
 
 
@@ -443,6 +486,8 @@ def test_every_op_has_a_rule():
             want = "elementwise" if overload == "split" else "gated_packed"
         elif kind == "weighted":
             want = "weighted_backward" if name.endswith("_backward") else "weighted"
+        elif kind == "rowwise":  # X and X_backward: any sharding but on `dim`
+            want = "rowwise"
         else:
             want = "elementwise"
         assert rule == want, (qualified, rule, want)

@@ -3,6 +3,9 @@
 The reference is the registry's torch composition on the same device; tolerances are
 torch.testing.assert_close's defaults (section 5 of DESIGN.md). Outputs are pre-filled with
 NaN (conftest), so an unwritten element fails the comparison.
+
+The row-wise ops (registry kind "rowwise": every output element depends on its whole row, so
+the elementwise layouts and references here do not apply) have theirs in test_softmax.py.
 """
 
 import pytest

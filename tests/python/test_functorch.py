@@ -1,5 +1,6 @@
 """torch.func over the fusedact ops vs the same transforms over the torch built-ins:
-vmap (batching rules, no per-sample fallback except the weighted ops), grad, jacrev,
+vmap (batching rules, no per-sample fallback except the weighted ops; the row-wise ops with
+their dim shifted past the batch dim), grad, jacrev,
 their compositions, the backward ops and the in-place ops under vmap, and a
 Hessian-vector product through a small model (double backward)."""
 
@@ -10,7 +11,7 @@ from torch.testing import assert_close
 
 import fusedact
 import fusedact.functional as FA
-from conftest import GATED_CASES, OPS, UNARY_CASES, ref_packed, randn
+from conftest import GATED_CASES, OPS, ROWWISE_CASES, UNARY_CASES, ref_packed, randn
 from fusedact.registry import BY_NAME
 
 ops = torch.ops.fusedact
@@ -83,6 +84,79 @@ def test_vmap_backward_ops(spec, params):
         got = torch.func.vmap(lambda a, b: spec.backward_op(a, b, **params), in_dims=(1, None))(g, saved)
     expected = spec.backward_op(g.t(), saved.expand(7, 3), **params)
     assert_close(got, expected)
+
+
+def _rowwise_fns(spec, params, dim):
+    params = {k: v for k, v in params.items() if k != "dim"}
+    return (lambda t: spec.op(t, dim, **params)), (lambda t: spec.reference(t, dim=dim, **params))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, -2])
+@pytest.mark.parametrize("in_dim", [0, 2])
+@pytest.mark.parametrize("spec,params", ROWWISE_CASES)
+def test_vmap_rowwise(spec, params, in_dim, dim):
+    ours, theirs = _rowwise_fns(spec, params, dim)
+    x = randn((3, 4, 5), torch.float64)
+    with _NoFallback():
+        got = torch.func.vmap(ours, in_dims=in_dim)(x)
+    assert_close(got, torch.func.vmap(theirs, in_dims=in_dim)(x))
+
+
+@pytest.mark.parametrize("dim", [0, -1])
+@pytest.mark.parametrize("spec,params", ROWWISE_CASES)
+def test_vmap_rowwise_of_scalars(spec, params, dim):
+    """A batch of 0-dim samples: each a row of one element (dim 0 or -1)."""
+    ours, theirs = _rowwise_fns(spec, params, dim)
+    x = randn((5,), torch.float64)
+    with _NoFallback():
+        got = torch.func.vmap(ours)(x)
+    assert_close(got, torch.func.vmap(theirs)(x))
+
+
+@pytest.mark.parametrize("dim", [2, -3])
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.name) for s in OPS if s.kind == "rowwise"])
+def test_vmap_rowwise_dim_out_of_range_of_the_sample(spec, dim):
+    """A dim out of the sample's range is an error naming the op and dim (shifted past the
+    batch dim it could name a valid dim of the batch), as torch's softmax under vmap."""
+    x = randn((4, 2, 3), torch.float64)
+    with pytest.raises((IndexError, RuntimeError)) as ours:
+        torch.func.vmap(lambda t: spec.op(t, dim))(x)
+    with pytest.raises((IndexError, RuntimeError)):
+        torch.func.vmap(lambda t: spec.reference(t, dim=dim))(x)
+    assert f"fusedact::{spec.name}" in str(ours.value) and "dim" in str(ours.value), str(ours.value)
+
+
+@pytest.mark.parametrize("spec,params", ROWWISE_CASES)
+def test_vmap_rowwise_backward_ops(spec, params):
+    """X_backward(grad_output, output, dim) under vmap: grad_output batched (dim 1), output
+    not; and both batched with dim given by keyword."""
+    dtype = params.get("dtype") or torch.float64
+    x = randn((3, 4), dtype)
+    y = spec.op(x, -1)
+    g = randn((3, 7, 4), dtype)
+    with _NoFallback():
+        got = torch.func.vmap(lambda a, b: spec.backward_op(a, b, -1), in_dims=(1, None))(g, y)
+    expected = spec.backward_op(g.transpose(0, 1).contiguous(), y.expand(7, 3, 4).contiguous(), -1)
+    assert_close(got, expected)
+    ys = spec.op(randn((5, 3, 4), dtype), -1)
+    gs = randn((5, 3, 4), dtype)
+    with _NoFallback():
+        got = torch.func.vmap(lambda a, b: spec.backward_op(a, b, dim=0))(gs, ys)
+    assert_close(got, torch.stack([spec.backward_op(a, b, 0) for a, b in zip(gs, ys)]))
+
+
+@pytest.mark.parametrize("spec,params", ROWWISE_CASES)
+def test_grad_and_jacrev_rowwise(spec, params):
+    ours, theirs = _rowwise_fns(spec, params, params["dim"])
+    x = randn((3, 4), torch.float64)
+    w = randn((3, 4), torch.float64)
+    grad = lambda fn: torch.func.grad(lambda t: (fn(t) * w).sum())(x)  # noqa: E731
+    assert_close(grad(ours), grad(theirs))
+    assert_close(torch.func.jacrev(ours)(x), torch.func.jacrev(theirs)(x))
+    per_sample = lambda fn: torch.func.vmap(torch.func.grad(lambda t: (fn(t) * t).sum()))(x)  # noqa: E731
+    assert_close(per_sample(ours), per_sample(theirs))
+    hessian = lambda fn: torch.func.jacrev(torch.func.jacrev(lambda t: (fn(t) * w).sum()))(x)  # noqa: E731
+    assert_close(hessian(ours), hessian(theirs))
 
 
 @pytest.mark.parametrize("spec", WEIGHTED)

@@ -63,6 +63,10 @@ def _activations():
         ("Threshold", nn.Threshold(0.5, -2.0, inplace=True), 1),
         # GLU halves its input: the Linear before it doubles the width.
         ("GLU", nn.GLU(dim=-1), 2),
+        # Row-wise: over the features, and over the batch (dim 0) for Softmin.
+        ("Softmax", nn.Softmax(dim=1), 1),
+        ("LogSoftmax", nn.LogSoftmax(dim=-1), 1),
+        ("Softmin", nn.Softmin(dim=0), 1),
     ]
     # ---- PReLU ------------------------------------------------------------------------
     # The learned-weight activation joins the model once fusedact.nn has it (checked at

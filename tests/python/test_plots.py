@@ -27,11 +27,13 @@ def assert_png(path: Path, min_width=200, min_height=100):
 
 def torch_curve(spec, x):
     """The op and its derivative from torch alone (the registry's reference composition),
-    with the plotting conventions: gated ops with up = 1, weighted ops with PLOT_WEIGHT,
-    rrelu in evaluation."""
+    with the plotting conventions: gated ops with up = 1, row-wise ops on rows [x, 0],
+    weighted ops with PLOT_WEIGHT, rrelu in evaluation."""
     t = x.clone().requires_grad_(True)
     if spec.kind == "gated":
         y = spec.reference(t, torch.ones_like(t), **spec.params)
+    elif spec.kind == "rowwise":  # the first component of op([x, 0]) over dim -1
+        y = spec.reference(torch.stack([t, torch.zeros_like(t)], dim=-1), dim=-1)[..., 0]
     elif spec.kind == "weighted":
         y = spec.reference(t, torch.tensor([plots.PLOT_WEIGHT[spec.name]], dtype=x.dtype))
     else:

@@ -51,6 +51,10 @@ def torch_activations():
         "RReLU": nn.RReLU(0.1, 0.6),
         "GLU": nn.GLU(dim=-1),
         "PReLU": nn.PReLU(num_parameters=8, init=0.1),
+        # Row-wise: over the features, and over the batch (dim 0) for Softmin.
+        "Softmax": nn.Softmax(dim=1),
+        "LogSoftmax": nn.LogSoftmax(dim=-1),
+        "Softmin": nn.Softmin(dim=0),
     }
     with torch.no_grad():  # per-channel weights that differ
         acts["PReLU"].weight.add_(torch.linspace(-0.3, 0.3, 8))
@@ -326,6 +330,82 @@ def test_lookalikes_are_matched_by_formula():
         assert_close(model[name](x), ref[name](x))
 
 
+class Softmax(nn.Module):  # a model's own softmax over the last dim, with no `dim` attribute
+    def forward(self, x):
+        return x.softmax(-1)
+
+
+class LastDimSoftmax(nn.Module):  # keeps `dim` but ignores it
+    def __init__(self):
+        super().__init__()
+        self.dim = 1
+
+    def forward(self, x):
+        return torch.softmax(x, -1)
+
+
+LastDimSoftmax.__name__ = LastDimSoftmax.__qualname__ = "Softmax"
+
+
+class LogSoftmax(nn.Module):  # keeps and uses `dim`
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return torch.log_softmax(x, self.dim)
+
+
+class SubclassSoftmin(nn.Softmin):
+    pass
+
+
+class SubclassSoftmax(nn.Softmax):
+    pass
+
+
+def test_rowwise_lookalikes_are_matched_by_formula_at_several_ranks():
+    """A row-wise class matched by name is probed on inputs of 2, 3 and 4 dims: on 2 dims alone
+    dim 1, dim -1 and torch's implicit dim (dim=None: 1 for 2 dims, 0 for 3) all agree, and a
+    dim of 2 or 3 needs more than 2 dims."""
+    model = nn.ModuleDict({
+        "own_softmax": Softmax(),  # no `dim`: Softmax(dim=None) would be right on 2 dims only
+        "ignores_dim": LastDimSoftmax(),  # dim=1 would be right on 2 dims only
+        "log_softmax": LogSoftmax(-2),
+        "sub_softmin": SubclassSoftmin(dim=2),
+        "softmax_dim3": SubclassSoftmax(dim=3),  # runs on the 4-dim probe only
+    })
+    ref = copy.deepcopy(model)
+    report = fusedact.replace_activations(model)
+
+    assert {s.name: s.new for s in report.swapped} == {
+        "log_softmax": fnn.LogSoftmax, "sub_softmin": fnn.Softmin, "softmax_dim3": fnn.Softmax}
+    assert model["log_softmax"].dim == -2 and model["sub_softmin"].dim == 2 and model["softmax_dim3"].dim == 3
+    reasons = {s.name: s.reason for s in report.skipped}
+    assert set(reasons) == {"own_softmax", "ignores_dim"}
+    for reason in reasons.values():
+        assert "formula is not fusedact's" in reason and "max |diff|" in reason, reason
+    x = torch.randn(3, 4, 5, 2)
+    for name in ("log_softmax", "sub_softmin", "softmax_dim3"):
+        assert_close(model[name](x), ref[name](x))
+
+
+def test_rowwise_implicit_dim_is_kept():
+    """torch.nn.Softmax() (dim=None) becomes fusedact.nn.Softmax(dim=None): the same implicit
+    dim per rank and the same deprecation warning."""
+    model = nn.Sequential(nn.Linear(5, 5), nn.Softmax(), nn.LogSoftmax(dim=None))
+    ref = copy.deepcopy(model)
+    report = fusedact.replace_activations(model)
+    assert [type(m) for m in model] == [nn.Linear, fnn.Softmax, fnn.LogSoftmax]
+    assert model[1].dim is None and model[2].dim is None and len(report.swapped) == 2
+    for shape in ((5,), (2, 5), (2, 3, 5)):
+        x = torch.randn(shape)
+        with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+            y = model(x)
+        with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+            assert_close(y, ref(x))
+
+
 def test_probe_tolerance_separates_close_formulas():
     # The closest distinct formulas must be far outside the probe tolerance, and a
     # truncated constant well inside it (see PROBE_RTOL in fusedact/replace.py).
@@ -339,15 +419,16 @@ def test_probe_tolerance_separates_close_formulas():
 def test_hooks_unsupported_and_report_text():
     hooked = nn.GELU()
     hooked.register_forward_hook(lambda m, i, o: None)
-    model = nn.Sequential(hooked, nn.Softmax(dim=-1), nn.LogSoftmax(dim=-1), nn.ReLU(), nn.ReLU())
+    model = nn.Sequential(hooked, nn.Softmax2d(), nn.Softmax(dim=-1), nn.ReLU(), nn.ReLU())
     report = fusedact.replace_activations(model)
     assert model[0] is hooked
-    assert [(s.name, s.cls) for s in report.skipped] == [("0", nn.GELU), ("1", nn.Softmax), ("2", nn.LogSoftmax)]
+    assert [(s.name, s.cls) for s in report.skipped] == [("0", nn.GELU), ("1", nn.Softmax2d)]
     assert "hooks (forward_hooks)" in report.skipped[0].reason
-    assert all("fusedact has no op" in s.reason for s in report.skipped[1:])
+    assert "fusedact has no op" in report.skipped[1].reason
     text = str(report)
     assert text == report.summary()
-    assert text.splitlines()[0] == "replace_activations: 2 swapped, 3 skipped"
+    assert text.splitlines()[0] == "replace_activations: 3 swapped, 2 skipped"
     assert "swapped 2 x torch.nn.ReLU -> fusedact.nn.ReLU [3, 4]" in text
-    assert "skipped 1 x torch.nn.Softmax:" in text
+    assert "swapped 1 x torch.nn.Softmax -> fusedact.nn.Softmax [2]" in text
+    assert "skipped 1 x torch.nn.Softmax2d:" in text
     assert isinstance(report.skipped[0], Skipped) and report.skipped[0].cls is nn.GELU

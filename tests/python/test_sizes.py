@@ -1,7 +1,7 @@
 """Empty and huge tensors.
 
-Empty: every shape class (unary, gated packed and split, weighted, rrelu in training) on
-0-element tensors gives empty results and gradients of torch's shapes, double backward
+Empty: every shape class (unary, gated packed and split, row-wise, weighted, rrelu in
+training) on 0-element tensors gives empty results and gradients of torch's shapes, double backward
 included (test_forward_backward covers the unary and gated forward/backward layouts too).
 
 Huge: more than 2^31 elements on CPU, so every 32-bit element offset overflows; bfloat16
@@ -24,6 +24,7 @@ from conftest import DEVICES, TORCH_HAS_NO_DOUBLE_BACKWARD, call_packed, ref_pac
 UNARY = [s for s in OPS if s.kind == "unary"]
 GATED = [s for s in OPS if s.kind == "gated"]
 WEIGHTED = [s for s in OPS if s.kind == "weighted"]
+ROWWISE = [s for s in OPS if s.kind == "rowwise"]
 
 
 def _grads(out, inputs):
@@ -84,6 +85,15 @@ def test_weighted_empty(spec, shape, device):
     else:  # the registry's reference broadcasts the weight over the last dim; ours is dim 1
         reference = lambda t, v: spec.reference(t, v.view(-1, *[1] * (t.dim() - 2)))  # noqa: E731
     _check_empty(lambda t, v: spec.op(t, v), reference, [x, w])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape,dim", [((0,), 0), ((0, 4), -1), ((3, 0, 5), 1), ((3, 0, 5), -1), ((3, 0, 5), 0)])
+@pytest.mark.parametrize("spec", ROWWISE, ids=lambda s: s.name)
+def test_rowwise_empty(spec, shape, dim, device):
+    """Empty rows (size 0 along dim) and no rows (size 0 elsewhere)."""
+    x = torch.randn(shape, dtype=torch.float64, device=device)
+    _check_empty(lambda t: spec.op(t, dim), lambda t: spec.reference(t, dim=dim), [x])
 
 
 @pytest.mark.parametrize("device", DEVICES)

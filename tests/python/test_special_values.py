@@ -7,6 +7,9 @@ F.gelu(torch.tensor([inf])) is inf). DESIGN.md makes torch's CUDA kernel the ref
 where torch's paths disagree, and the CUDA kernel matches the scalar CPU path; a
 one-element tensor always takes the scalar path. On CUDA the reference is torch's CUDA
 kernel on the whole tensor.
+
+The row-wise ops (registry kind "rowwise") are left out: a special value changes its whole
+row, so they are tested on whole rows in test_softmax.py (and test_properties.py).
 """
 
 import math

@@ -1,7 +1,7 @@
 """fusedact across the PyTorch stack: torch.compile, torch.export and TorchScript.
 
 1. torch.compile: one model with a branch per registry op (every kind, the `.split` overload of
-   the gated ops, prelu/learnable_swish with their weights, rrelu in eval mode,
+   the gated ops, the row-wise ops over the last dim, prelu/learnable_swish with their weights, rrelu in eval mode,
    rrelu_with_noise, in-place ops through fusedact.functional on non-leaves), compiled once with
    fullgraph=True, dynamic=True, then run at several batch sizes with no recompile; forward and
    the gradients of the input and of the weights match eager.
@@ -69,6 +69,12 @@ def _branches():
                 spec.name + ".split",
                 lambda m, x, op=spec.op, p=params: op.split(x[..., :half], x[..., half:], **p),
                 lambda m, x, ref=spec.reference, p=params: ref(x[..., :half], x[..., half:], **p),
+            ))
+        elif spec.kind == "rowwise":  # over the last dim (the registry's sample dim=-1)
+            out.append((
+                spec.name,
+                lambda m, x, op=spec.op, p=params: op(x, **p),
+                lambda m, x, ref=spec.reference, p=params: ref(x, **p),
             ))
         elif spec.name == "prelu":
             out.append(("prelu", lambda m, x: torch.ops.fusedact.prelu(x, m.prelu_weight),
@@ -279,7 +285,8 @@ def test_compile_all_ops_inductor_dynamic(all_ops):
 
 
 class ExportNet(torch.nn.Module):
-    """Unary ops with parameters, a gated op packed and one split, prelu with its Parameter."""
+    """Unary ops with parameters, a gated op packed and one split, prelu with its Parameter, a
+    row-wise op."""
 
     def __init__(self):
         super().__init__()
@@ -294,6 +301,7 @@ class ExportNet(torch.nn.Module):
             torch.ops.fusedact.swiglu(x, dim=-1),
             torch.ops.fusedact.geglu.split(x[..., :half], x[..., half:], approximate="tanh"),
             torch.ops.fusedact.prelu(x, self.weight),
+            torch.ops.fusedact.log_softmax(x, dim=1),
         )
 
 
@@ -306,6 +314,7 @@ def export_net_reference(net, x):
         F.silu(gate) * up,
         F.gelu(gate, approximate="tanh") * up,
         F.prelu(x, net.weight),
+        F.log_softmax(x, dim=1),
     )
 
 
@@ -316,10 +325,12 @@ EXPORTED_OPS = {
     torch.ops.fusedact.swiglu.default,
     torch.ops.fusedact.geglu.split,
     torch.ops.fusedact.prelu.default,
+    torch.ops.fusedact.log_softmax.default,
 }
 # What these ops would turn into had they been decomposed or replaced by torch's.
 TORCH_ACTIVATIONS = {
     "gelu", "leaky_relu", "softplus", "silu", "sigmoid", "tanh", "erf", "prelu", "_prelu_kernel",
+    "log_softmax", "_log_softmax", "softmax", "_softmax", "logsumexp", "amax", "exp",
 }
 
 
@@ -386,7 +397,8 @@ def test_export_dynamic_batch_save_load(export_net, tmp_path):
 
 
 class ScriptNet(torch.nn.Module):
-    """torch.ops.fusedact.* called directly with keyword parameters, one of each kind.
+    """torch.ops.fusedact.* called directly with keyword parameters, one of each kind (the
+    row-wise softmax too).
 
     TorchScript cannot name an overload: `torch.ops.fusedact.geglu.split(...)` fails to script
     with "attribute lookup is not defined on builtin". There the packet is called with
@@ -429,6 +441,7 @@ class ScriptNet(torch.nn.Module):
             torch.ops.fusedact.learnable_swish(x, weight=self.swish_weight),
             torch.ops.fusedact.rrelu(x, lower=0.1, upper=0.3, training=False),
             torch.ops.fusedact.rrelu_with_noise(x, noise=noise),
+            torch.ops.fusedact.softmax(x, dim=1),
             h,
             k,
         ]
@@ -458,6 +471,7 @@ def script_net_reference(net, x, noise):
         x * torch.sigmoid(_channel_view(net.swish_weight, x) * x),
         F.rrelu(x, 0.1, 0.3, training=False),
         torch.where(x > 0, x, noise * x),
+        F.softmax(x, dim=1),
         F.silu(x * 1.5),
         F.leaky_relu(x - 0.25, 0.2),
     ]
@@ -503,7 +517,8 @@ def script_net():
 def test_torchscript_script(script_net, tmp_path):
     scripted = torch.jit.script(script_net)
     nodes = {n.kind() for n in scripted.graph.nodes()}
-    for name in ("gelu", "silu_", "geglu", "reglu", "prelu", "learnable_swish", "rrelu", "rrelu_with_noise"):
+    for name in ("gelu", "silu_", "geglu", "reglu", "prelu", "learnable_swish", "rrelu", "rrelu_with_noise",
+                 "softmax"):
         assert f"fusedact::{name}" in nodes, f"fusedact::{name} not in the scripted graph"
     _check_script_module(scripted, script_net)
 
@@ -516,7 +531,8 @@ def test_torchscript_script(script_net, tmp_path):
 def test_torchscript_trace(script_net, tmp_path):
     traced = torch.jit.trace(script_net, _script_inputs(4), strict=False)
     nodes = {n.kind() for n in traced.graph.nodes()}
-    for name in ("gelu", "silu_", "leaky_relu_", "geglu", "prelu", "learnable_swish", "rrelu_with_noise"):
+    for name in ("gelu", "silu_", "leaky_relu_", "geglu", "prelu", "learnable_swish", "rrelu_with_noise",
+                 "softmax"):
         assert f"fusedact::{name}" in nodes, f"fusedact::{name} not in the traced graph"
     _check_script_module(traced, script_net)
 
@@ -526,7 +542,8 @@ def test_torchscript_trace(script_net, tmp_path):
 
 
 # fusedact.nn modules under torch.jit.script. PReLU and RReLU (written out by hand, typed
-# forward, fusedact.functional.prelu/rrelu with plain signatures) script. The modules nn.py
+# forward, fusedact.functional.prelu/rrelu with plain signatures) script, and so do Softmax,
+# LogSoftmax and Softmin. The modules nn.py
 # generates from the registry do not: their forward is
 #     return fn(input, **{name: getattr(self, name) for name in names})
 # and TorchScript rejects the `**` expansion ("keyword-arg expansion is not supported",
@@ -570,6 +587,11 @@ SCRIPT_MODULES = [
                  id="PReLU"),
     pytest.param(lambda: FN.RReLU(0.1, 0.3).eval(), lambda x: F.rrelu(x, 0.1, 0.3, training=False),
                  id="RReLU-eval"),
+    # The row-wise modules and functions are written out (typed, no **kwargs): they script,
+    # as torch.nn.Softmax & co do (replace_activations swaps those in models one may script).
+    pytest.param(lambda: FN.Softmax(dim=1), lambda x: F.softmax(x, 1), id="Softmax"),
+    pytest.param(lambda: FN.LogSoftmax(dim=-1), lambda x: F.log_softmax(x, -1), id="LogSoftmax"),
+    pytest.param(lambda: FN.Softmin(dim=0), lambda x: F.softmin(x, 0), id="Softmin"),
 ]
 
 
