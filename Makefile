@@ -134,7 +134,7 @@ GPU_BENCH_ARGS ?=
 SANITIZER ?= $(or $(shell command -v compute-sanitizer 2>/dev/null),/usr/local/cuda/bin/compute-sanitizer)
 SANITIZER_FLAGS ?=
 SANITIZER_TESTS ?= tests/python/test_forward_backward.py tests/python/test_prelu.py \
-  tests/python/test_learnable_swish.py tests/python/test_rrelu.py
+  tests/python/test_learnable_swish.py tests/python/test_rrelu.py tests/python/test_softmax.py
 SANITIZER_K ?= cuda and not f64 and not f16
 # The local GPU's compute capability, e.g. 9.0 (empty when torch sees no GPU).
 GPU_ARCH = $(shell $(PY) -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null)
