@@ -83,6 +83,10 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   }
 
   static Tensor forward(const Tensor& input, P... params) {
+    if constexpr (PromotesIntegers<Act>::value) {
+      if (at::isIntegralType(input.scalar_type(), /*includeBool=*/Act::kPromotesBool))
+        return forward(input.to(c10::typeMetaToScalarType(at::get_default_dtype())), params...);
+    }
     const Act act = Op::make_functor(Op::name, params...);
     check_input(Op::name, input, act);
     Tensor out = new_output(input);

@@ -278,15 +278,27 @@ def _parameters(spec: OpSpec) -> str:
     return ", ".join(parts) + (", `dim=-1`" if spec.kind == "gated" else "")
 
 
-def _accepts_integers(spec: OpSpec) -> bool:
-    """Whether the built op runs on int64 input (as torch does for relu, relu6, hardtanh, threshold)."""
+def _integer_output(spec: OpSpec) -> Optional[torch.dtype]:
+    """The output dtype of the built op on int64 input (int64: relu, relu6, hardtanh,
+    threshold; the default float dtype: sigmoid, tanh, softsign, tanhshrink), None if it
+    rejects integers, as torch."""
     if spec.kind not in ("unary", "random"):
-        return False
+        return None
     try:
-        registry.call(spec, torch.tensor([-2, 0, 3]), **spec.params)
+        return registry.call(spec, torch.tensor([-2, 0, 3]), **spec.params).dtype
     except (RuntimeError, TypeError, ValueError):
-        return False
-    return True
+        return None
+
+
+def _accepts_integers(spec: OpSpec) -> bool:
+    """Whether the built op keeps integer input integer (as torch's relu, relu6, hardtanh, threshold)."""
+    return _integer_output(spec) == torch.int64
+
+
+def _promotes_integers(spec: OpSpec) -> bool:
+    """Whether the built op computes integer input in the default float dtype (as torch's sigmoid, ...)."""
+    out = _integer_output(spec)
+    return out is not None and out.is_floating_point
 
 
 def _inplace(spec: OpSpec) -> str:
@@ -353,6 +365,8 @@ def _schemas(spec: OpSpec) -> List[str]:
 def op_section(spec: OpSpec) -> List[str]:
     entry = OP_DOCS[spec.name]
     dtypes = DTYPES + ("; integer types too, as torch" if _accepts_integers(spec) else "")
+    if _promotes_integers(spec):
+        dtypes += "; integer input is computed in the default float dtype, as torch"
     if spec.kind == "rowwise":
         dtypes += "; with `dtype=`, any input dtype (integers and bool included) cast to that floating dtype"
     lines = [
@@ -434,7 +448,9 @@ def _index_lines(rows: List[str]) -> List[str]:
         "## Conventions shared by every op",
         "",
         f"- dtypes: {DTYPES}. Integer input gets torch's error, except for the ops torch "
-        f"itself runs on integers ({', '.join(s.name for s in OPS if _accepts_integers(s))}).",
+        f"itself runs on integers ({', '.join(s.name for s in OPS if _accepts_integers(s))}) "
+        f"and those it computes in the default float dtype "
+        f"({', '.join(s.name for s in OPS if _promotes_integers(s))}).",
         f"- Devices: {DEVICES}.",
         "- Results match torch.nn.functional on the same device within torch.testing.assert_close's "
         "default tolerances, NaN, ±inf and -0.0 included; where torch's CPU and CUDA kernels "

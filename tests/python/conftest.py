@@ -311,15 +311,11 @@ def pytest_configure(config):
 # by test id (file::name[params]); each becomes a strict xfail with its reason, so a fix
 # shows up as an unexpected pass (then delete its entry). Measured 2026-11-22, CPU.
 _COMPLEX = "torch accepts complex64 here; fusedact's kernels are real-only (not implemented)"
-_INT_TO_FLOAT = "torch promotes integer/bool input to float32 here; fusedact rejects it (not implemented)"
 _NONE = ("None for a tensor argument: the error comes from the dispatcher ('tensor does not have a "
          "device' / 'no tensor arguments') and does not name the argument")
 KNOWN_DIFFERENCES = {
     **{f"test_bad_inputs.py::test_bad_input[{op}-complex64]": _COMPLEX
        for op in ("silu", "silu_", "sigmoid", "tanh", "softsign", "tanhshrink")},
-    **{f"test_bad_inputs.py::test_bad_input[{op}-{dt}]": _INT_TO_FLOAT
-       for op in ("sigmoid", "tanh") for dt in ("int32", "bool")},
-    **{f"test_bad_inputs.py::test_bad_input[{op}-int32]": _INT_TO_FLOAT for op in ("softsign", "tanhshrink")},
     **{f"test_bad_inputs.py::test_bad_input[{case}]": _NONE
        for case in ("glu.split-up-None", "swiglu.split-up-None", "geglu.split-up-None",
                     "reglu.split-up-None", "prelu-weight-None", "learnable_swish-weight-None",

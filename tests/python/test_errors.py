@@ -3,7 +3,9 @@ or corrupts data."""
 
 import pytest
 import torch
+from torch.testing import assert_close
 
+import fusedact
 from conftest import (
     DEVICES,
     OPS,
@@ -37,8 +39,9 @@ def _bad(shape, dtype, device):
 @pytest.mark.parametrize("spec,params", UNARY_CASES)
 def test_unary_rejects_integer_and_bool(spec, params, bad_dtype, device):
     x = _bad((3, 4), bad_dtype, device)
-    # Ops torch runs on integers accept them (test_integer_inputs_match_torch); bool never.
-    if spec.name not in TORCH_ACCEPTS_INTEGERS or bad_dtype == torch.bool:
+    # Ops torch runs on integers accept them (test_integer_inputs_match_torch), bool never;
+    # the ones torch promotes to float run (test_integer_inputs_promoted_as_torch).
+    if not (spec.name in TORCH_ACCEPTS_INTEGERS and bad_dtype != torch.bool) and not _promoted(spec.name, bad_dtype):
         assert_raises_named(lambda: spec.op(x, **params), spec.name, "input")
     # Backward ops take floating tensors only: integer tensors carry no gradient.
     assert_raises_named(
@@ -51,6 +54,42 @@ def test_unary_rejects_integer_and_bool(spec, params, bad_dtype, device):
 # Ops torch.nn.functional runs on integer tensors too.
 TORCH_ACCEPTS_INTEGERS = {"relu", "relu6", "hardtanh", "threshold"}
 INTEGER_DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
+# Ops torch computes in the default float dtype for integer input: name -> bool promoted too.
+TORCH_PROMOTES_INTEGERS = {"sigmoid": True, "tanh": True, "softsign": False, "tanhshrink": False}
+
+
+def _promoted(name, dtype):
+    return name in TORCH_PROMOTES_INTEGERS and (dtype != torch.bool or TORCH_PROMOTES_INTEGERS[name])
+
+
+@device_param
+@pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES + [torch.bool], ids=lambda d: str(d)[6:])
+@pytest.mark.parametrize("name", sorted(TORCH_PROMOTES_INTEGERS))
+def test_integer_inputs_promoted_as_torch(name, dtype, default_dtype, device):
+    """torch.sigmoid/tanh and F.softsign/tanhshrink on integer (sigmoid, tanh: and bool)
+    input: the default float dtype, the values of the op on the converted input; where torch
+    raises (softsign, tanhshrink of bool), fusedact raises naming the op.
+    Values stay clear of the integer type's ends: torch's softsign is the composite
+    x / (abs(x) + 1) with abs(x) + 1 in the integer type, which wraps there (uint8 255 gives
+    inf, int8 -128 gives 1.008); fusedact computes in float (255/256, -128/129), a deliberate
+    difference."""
+    x = torch.tensor([-100, -7, -2, 0, 1, 2, 5, 100], dtype=torch.int64).to(dtype=dtype, device=device)
+    torch_fn = getattr(torch.nn.functional, name)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default_dtype)
+    try:
+        if not _promoted(name, dtype):
+            with pytest.raises(RuntimeError):
+                torch_fn(x)
+            assert_raises_named(lambda: getattr(torch.ops.fusedact, name)(x), name, "input")
+            return
+        expected = torch_fn(x)
+        for ours in (getattr(torch.ops.fusedact, name)(x), getattr(fusedact.functional, name)(x)):
+            assert ours.dtype == expected.dtype == default_dtype
+            assert_close(ours, expected)
+    finally:
+        torch.set_default_dtype(previous)
 
 
 @device_param
@@ -131,6 +170,8 @@ def test_every_overload_rejects_integer_and_bool(spec, params, name, overload, b
     """All tensor arguments integer/bool, for every overload (double backward included)."""
     if bad_dtype != torch.bool and spec.name in TORCH_ACCEPTS_INTEGERS and name.rstrip("_") == spec.name:
         pytest.skip("torch accepts integer input for this op: test_integer_inputs_match_torch")
+    if name == spec.name and _promoted(spec.name, bad_dtype):
+        pytest.skip("torch promotes this input to float for this op: test_integer_inputs_promoted_as_torch")
     op = getattr(getattr(torch.ops.fusedact, name), overload)
     tensor_args = [a.name for a in op._schema.arguments if str(a.type) == "Tensor"]
     args = schema_args(spec, params, op, lambda shape: _bad(shape, bad_dtype, device))

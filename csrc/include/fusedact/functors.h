@@ -201,6 +201,7 @@ struct Gelu {
 // output y = s, as torch's sigmoid_backward: f' = y*(1-y), d(f')/dy = 1 - 2y.
 struct Sigmoid {
   static constexpr bool kSavesOutput = true;
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = true;
   template <class T>
   FUSEDACT_HD T d1_from_output(T y) const {
     return y * (Math<T>::c(1) - y);
@@ -347,6 +348,7 @@ struct Relu {
 // torch's tanh_backward: f' = 1 - y^2, d(f')/dy = -2y.
 struct Tanh {
   static constexpr bool kSavesOutput = true;
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = true;
   template <class T>
   FUSEDACT_HD T d1_from_output(T y) const {
     return Math<T>::c(1) - y * y;
@@ -597,6 +599,7 @@ struct Hardswish {
 // softsign: f = x/(1 + |x|);  f' = 1/a - |x|/a^2 with a = 1 + |x| (torch's composite
 // gradient, NaN at ±inf like torch's);  f'' = -2*sign(x)/a^3.
 struct Softsign {
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = false;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -643,6 +646,7 @@ struct Logsigmoid {
 // tanhshrink: f = x - tanh(x);  f' = 1 - (1 - t^2) (torch's composite gradient);
 //             f'' = 2t*(1 - t^2).
 struct Tanhshrink {
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = false;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     return x - Math<T>::tanh(x);
@@ -796,6 +800,14 @@ template <class Act, class = void>
 struct AcceptsIntegers : std::false_type {};
 template <class Act>
 struct AcceptsIntegers<Act, std::enable_if_t<Act::kIntegers>> : std::true_type {};
+
+// Unary ops that torch computes in the default float dtype for integer input declare
+// kPromotesIntegers, and kPromotesBool where bool input is promoted too (torch's sigmoid and
+// tanh; its softsign and tanhshrink reject bool).
+template <class Act, class = void>
+struct PromotesIntegers : std::false_type {};
+template <class Act>
+struct PromotesIntegers<Act, std::enable_if_t<Act::kPromotesIntegers>> : std::true_type {};
 
 // Activations that can differentiate from the output y = f(x) define
 // d1_from_output(y) = f'(x) and d2_from_output(y) = d(f'(x))/dy (and backward_from_output
