@@ -104,9 +104,9 @@ struct Rowwise {
 
   static std::string name(const char* suffix) { return std::string(Op::name) + suffix; }
 
-  // The input converted to `dtype` as torch does: softmin negates first, in the input's
-  // dtype (torch's (-input).softmax(dim, dtype): integers wrap, bool raises), so the kernel's
-  // own negation gets the negated input negated back.
+  // The input converted to `dtype` as torch does. softmin of integer input negates before
+  // converting, as torch's (-input).softmax(dim, dtype) (integers wrap, bool raises), and
+  // negates back after it, since the kernel negates by itself.
   static Tensor converted(const Tensor& input, OptionalDtype dtype) {
     check_dtype(Op::name, dtype);
     if (!dtype || *dtype == input.scalar_type()) return input;

@@ -9,12 +9,12 @@
 // A policy L provides: opmath and V (the op-math type and the values a block loads into),
 // kParts values of kPartLanes lanes per block of kStep elements; load/store of a block's
 // first `count` elements (unloaded lanes are 0), and of op-math values (load_opmath,
-// store_opmath); splat; tail(fill, v, lanes) (lanes past
-// `lanes` replaced by fill); max (a NaN may or may not win: a NaN anywhere in a row makes its
-// sum NaN either way); reduce_max / reduce_sum of one V in lane
-// order; and Math<V> for exp and log. s*x - max is <= 0 or NaN (x - +inf, -inf - -inf), the
-// domain of exp_nonpositive. `act` travels by value: a local that the stores cannot
-// change, so the branches on its flags can leave the loops.
+// store_opmath); splat; tail(fill, v, lanes) (lanes past `lanes` replaced by fill); max (a
+// NaN may or may not win: a NaN anywhere in a row makes its sum NaN either way); reduce_max
+// and reduce_sum of one V in lane order; and Math<V> for exp_nonpositive and log
+// (s*x - max is <= 0, or NaN from x - +inf or -inf - -inf).
+// `act` travels by value: a local that the stores cannot change, so the branches on its
+// flags can leave the loops.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -114,7 +114,7 @@ void forward_row(RowActivation act, const scalar_t* x, scalar_t* y, int64_t n) {
     if (keep_exp) L::load_opmath(exps + j, count, e);
     for (int p = 0; p < P; ++p) {
       const V shifted = act.signed_input(v[p]) - row_max;
-      if (!keep_exp) e[p] = act.log ? shifted : Math<V>::exp_nonpositive(shifted);  // log: e unused
+      if (!keep_exp) e[p] = shifted;  // log_softmax: its output does not read e
       v[p] = act.output(shifted, e[p], normalizer);
     }
     L::store(y + j, count, v);

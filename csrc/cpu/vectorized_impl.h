@@ -248,19 +248,12 @@ struct VecLanes {
     return lanes == kPartLanes ? v : V::set(fill, v, lanes);
   }
   static V max(const V& a, const V& b) { return at::vec::clamp_min(a, b); }  // one instruction
+  // Horizontal reductions by in-register shuffles, in a fixed order.
   static opmath reduce_max(const V& v) {
-    opmath lanes[kPartLanes];
-    v.store(lanes);
-    opmath m = lanes[0];
-    for (int64_t i = 1; i < kPartLanes; ++i) m = std::isnan(m) || m > lanes[i] ? m : lanes[i];
-    return m;
+    return at::vec::vec_reduce_all<opmath>([](const V& x, const V& y) { return max(x, y); }, v);
   }
   static opmath reduce_sum(const V& v) {
-    opmath lanes[kPartLanes];
-    v.store(lanes);
-    opmath s = lanes[0];
-    for (int64_t i = 1; i < kPartLanes; ++i) s += lanes[i];
-    return s;
+    return at::vec::vec_reduce_all<opmath>([](const V& x, const V& y) { return x + y; }, v);
   }
 };
 
