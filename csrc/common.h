@@ -143,6 +143,14 @@ void run_same_layout(const Kernel& kernel, const std::array<Tensor, Kernel::kOut
     for_each([&](auto op) { decltype(op)::impl_autograd(m); });                  \
   }
 
+// Registers op `name` and `name`_backward with their kernels (the shape classes with one
+// forward and one backward op: weighted, rowwise).
+template <class Forward, class Backward>
+void impl_with_backward(torch::Library& m, const char* name, Forward forward, Backward backward) {
+  m.impl(name, forward);
+  m.impl((std::string(name) + "_backward").c_str(), backward);
+}
+
 // "fusedact::" + name + suffix, kept alive for the dispatcher lookup.
 std::string qualified(const char* name, const char* suffix);
 

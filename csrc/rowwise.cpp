@@ -222,14 +222,10 @@ struct Rowwise {
     m.def((n + "_backward(Tensor grad_output, Tensor output, int dim) -> Tensor").c_str());
   }
   static void impl_kernels(torch::Library& m) {
-    const std::string n = Op::name;
-    m.impl(n.c_str(), TORCH_FN(forward));
-    m.impl((n + "_backward").c_str(), TORCH_FN(backward));
+    impl_with_backward(m, Op::name, TORCH_FN(forward), TORCH_FN(backward));
   }
   static void impl_autograd(torch::Library& m) {
-    const std::string n = Op::name;
-    m.impl(n.c_str(), TORCH_FN(autograd_forward));
-    m.impl((n + "_backward").c_str(), TORCH_FN(autograd_backward));
+    impl_with_backward(m, Op::name, TORCH_FN(autograd_forward), TORCH_FN(autograd_backward));
   }
 };
 

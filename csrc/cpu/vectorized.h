@@ -22,30 +22,24 @@ namespace fusedact {
 namespace cpu {
 
 // Defined, for every kernel of the op table, in the translation unit of each instruction set.
+#define FUSEDACT_SIMD_UNIT_DECLARATIONS                                                       \
+  template <class scalar_t, class Kernel>                                                     \
+  void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,   \
+                   const Operand* outputs);                                                   \
+  template <class scalar_t>                                                                   \
+  void rowwise_forward(RowActivation act, const scalar_t* input, scalar_t* output,            \
+                       int64_t outer, int64_t n, int64_t inner);                              \
+  template <class scalar_t>                                                                   \
+  void rowwise_backward(RowActivation act, const scalar_t* grad_output,                       \
+                        const scalar_t* output, scalar_t* grad_input, int64_t outer,          \
+                        int64_t n, int64_t inner);
 namespace AVX2 {
-template <class scalar_t, class Kernel>
-void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
-                 const Operand* outputs);
-template <class scalar_t>
-void rowwise_forward(RowActivation act, const scalar_t* input, scalar_t* output,
-                     int64_t outer, int64_t n, int64_t inner);
-template <class scalar_t>
-void rowwise_backward(RowActivation act, const scalar_t* grad_output,
-                      const scalar_t* output, scalar_t* grad_input, int64_t outer, int64_t n,
-                      int64_t inner);
+FUSEDACT_SIMD_UNIT_DECLARATIONS
 }
 namespace AVX512 {
-template <class scalar_t, class Kernel>
-void elementwise(const Kernel& kernel, int64_t rows, int64_t cols, const Operand* inputs,
-                 const Operand* outputs);
-template <class scalar_t>
-void rowwise_forward(RowActivation act, const scalar_t* input, scalar_t* output,
-                     int64_t outer, int64_t n, int64_t inner);
-template <class scalar_t>
-void rowwise_backward(RowActivation act, const scalar_t* grad_output,
-                      const scalar_t* output, scalar_t* grad_input, int64_t outer, int64_t n,
-                      int64_t inner);
+FUSEDACT_SIMD_UNIT_DECLARATIONS
 }
+#undef FUSEDACT_SIMD_UNIT_DECLARATIONS
 
 // The mode functors the SIMD units instantiate.
 template <class Kernel>

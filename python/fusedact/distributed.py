@@ -134,6 +134,15 @@ def _shape(spec) -> Optional[Tuple[int, ...]]:
     return None if meta is None else tuple(meta.shape)
 
 
+def _all_as(n_out: int, arg_names, tensor_names):
+    """p -> the strategy placing every output and every tensor argument as p."""
+
+    def all_as(p):
+        return ([p] * n_out, [p if n in tensor_names else None for n in arg_names])
+
+    return all_as
+
+
 def _elementwise_rule(op, n_out: int):
     bind = _binder(op)
     arg_names = [a.name for a in op._schema.arguments]
@@ -144,8 +153,7 @@ def _elementwise_rule(op, n_out: int):
         values = bind(args, kwargs)
         shapes = {_shape(values[n]) for n in tensor_names if values[n] is not None}
 
-        def all_as(p):
-            return ([p] * n_out, [p if n in tensor_names else None for n in arg_names])
+        all_as = _all_as(n_out, arg_names, tensor_names)
 
         strategies = [all_as(Replicate())]
         # Sharding elementwise is only valid when every tensor has the same shape; anything
@@ -168,8 +176,7 @@ def _gated_packed_rule(op, n_out: int):
         values = bind(args, kwargs)
         shapes = [_shape(values[n]) for n in arg_names if n in tensor_names]
 
-        def all_as(p):
-            return ([p] * n_out, [p if n in tensor_names else None for n in arg_names])
+        all_as = _all_as(n_out, arg_names, tensor_names)
 
         strategies = [all_as(Replicate())]
         if any(s is None for s in shapes) or len({len(s) for s in shapes}) != 1:
@@ -199,8 +206,7 @@ def _rowwise_rule(op, n_out: int):
         values = bind(args, kwargs)
         shapes = {_shape(values[n]) for n in tensor_names if values[n] is not None}
 
-        def all_as(p):
-            return ([p] * n_out, [p if n in tensor_names else None for n in arg_names])
+        all_as = _all_as(n_out, arg_names, tensor_names)
 
         strategies = [all_as(Replicate())]
         # One shape for every tensor (input; or grad_output and output), else the kernel
