@@ -38,11 +38,20 @@ double check_nonzero(const char* op, const char* arg, double value);
 double check_nonnegative(const char* op, const char* arg, double value);
 double check_ordered(const char* op, double min_val, double max_val);  // returns min_val
 
+// `t` must be a tensor: Python's None reaches a kernel as an undefined tensor. The checks
+// below start with it.
+void check_defined(const char* op, const char* arg, const Tensor& t);
+
 // `t` must be float32, float64, float16 or bfloat16 (the dtypes every kernel supports).
 void check_floating(const char* op, const char* arg, const Tensor& t);
 // `t` must be floating or integral (not bool or complex): ops that torch runs on integers.
 // `negative_limits`: the op has a negative bound, which torch rejects for uint8.
 void check_real(const char* op, const char* arg, const Tensor& t, bool negative_limits);
+
+// Parameter `arg` = `value` must convert to the input's `dtype` as `range` says without
+// overflow, as torch's checked conversion of the scalar (NaN overflows integer types only).
+void check_parameter_fits(const char* op, const char* arg, double value, at::ScalarType dtype,
+                          ParameterRange range);
 
 // `b` must match `a` in dtype and device (and shape when `same_shape`).
 void check_like(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,

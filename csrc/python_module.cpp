@@ -75,6 +75,7 @@ PyMethodDef* method_table() {
 }  // namespace
 
 extern "C" PyObject* PyInit__C(void) {
+  fusedact::detail::ensure_registered();  // the ops' kernel for None and unsupported tensors
   static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, method_table()};
   return PyModule_Create(&module);
 }

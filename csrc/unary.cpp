@@ -12,6 +12,7 @@
 // torch's)
 // with one kernel for CPU, CUDA and Meta (the Meta run allocates outputs only) and a C++
 // autograd node (autograd.h) under the Autograd key whose backward calls the next op down.
+#include <c10/core/InferenceMode.h>
 #include <c10/util/TypeList.h>
 #include <c10/util/TypeTraits.h>
 
@@ -80,9 +81,29 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     } else {
       check_floating(op, "input", input);
     }
+    if constexpr (ChecksParameters<Act>::value) {
+      act.check_parameters([&](const char* arg, double value, ParameterRange range) {
+        check_parameter_fits(op, arg, value, input.scalar_type(), range);
+      });
+    }
+  }
+
+  // Complex input, where torch takes it: the formula on tensors, differentiable by autograd.
+  static bool is_complex_input(const Tensor& input) {
+    return input.defined() && input.is_complex();
+  }
+  static Tensor complex_forward(const Tensor& input, P... params) {
+    TORCH_CHECK(!(ComplexNoGrad<Act>::value && at::GradMode::is_enabled() && input.requires_grad()),
+                "fusedact::", Op::name, ": argument 'input' is complex and requires grad: ",
+                Op::name, " does not support automatic differentiation for outputs with "
+                "complex dtype (as torch's)");
+    return Op::make_functor(Op::name, params...).forward(input);
   }
 
   static Tensor forward(const Tensor& input, P... params) {
+    if constexpr (AcceptsComplex<Act>::value) {
+      if (is_complex_input(input)) return complex_forward(input, params...);
+    }
     if constexpr (PromotesIntegers<Act>::value) {
       if (at::isIntegralType(input.scalar_type(), /*includeBool=*/Act::kPromotesBool))
         return forward(input.to(c10::typeMetaToScalarType(at::get_default_dtype())), params...);
@@ -97,7 +118,14 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   static void forward_(Tensor& input, P... params) {
     static const std::string op = name("_");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
+    if constexpr (AcceptsComplex<Act>::value) {
+      if (is_complex_input(input)) return void(input.copy_(complex_forward(input.clone(), params...)));
+    }
     check_input(op.c_str(), input, act);
+    // Inference tensors skip the autograd keys, so torch's own check lives in the kernel.
+    TORCH_CHECK(!input.is_inference() || c10::InferenceMode::is_enabled(), "fusedact::", op,
+                ": argument 'input': Inplace update to inference tensor outside InferenceMode "
+                "is not allowed (clone it first to get a normal tensor)");
     if (is_meta(input) || input.numel() == 0) return;
     if (input.is_non_overlapping_and_dense()) {
       run_same_layout(UnaryForward<Act>{act}, {input}, {input});
@@ -162,6 +190,9 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   // ---- autograd ----
 
   static Tensor autograd_forward(const Tensor& input, P... params) {
+    if constexpr (AcceptsComplex<Act>::value) {  // ATen's autograd differentiates it
+      if (is_complex_input(input)) return complex_forward(input, params...);
+    }
     constexpr bool from_output = SavesOutput<Act>::value;
     return differentiable(
         name(""), {input}, {from_output ? saved_output(0) : saved_input(0)},
@@ -215,6 +246,9 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   // activation differentiates from it (relu_, leaky_relu_, the elu family), else a copy of
   // the input.
   static void autograd_forward_(Tensor& input, P... params) {
+    if constexpr (AcceptsComplex<Act>::value) {  // the clone keeps saved tensors unmodified
+      if (is_complex_input(input)) return void(input.copy_(complex_forward(input.clone(), params...)));
+    }
     differentiable_inplace(
         name("_"), input, kInplaceSavesResult, [&] { inplace_op().call(input, params...); },
         [p = OwnedParams<P...>(params...)](const variable_list& grads, const variable_list& saved) {

@@ -301,6 +301,16 @@ def _promotes_integers(spec: OpSpec) -> bool:
     return out is not None and out.is_floating_point
 
 
+def _accepts_complex(spec: OpSpec) -> bool:
+    """Whether the built op takes complex input (as torch's sigmoid, tanh, silu, softsign, tanhshrink)."""
+    if spec.kind != "unary":
+        return False
+    try:
+        return registry.call(spec, torch.tensor([1 + 1j]), **spec.params).is_complex()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
 def _inplace(spec: OpSpec) -> str:
     if not spec.inplace:
         return "none (torch.nn has no inplace= for this op)"
@@ -367,6 +377,8 @@ def op_section(spec: OpSpec) -> List[str]:
     dtypes = DTYPES + ("; integer types too, as torch" if _accepts_integers(spec) else "")
     if _promotes_integers(spec):
         dtypes += "; integer input is computed in the default float dtype, as torch"
+    if _accepts_complex(spec):
+        dtypes += "; complex input too, as torch (computed with ATen's complex ops)"
     if spec.kind == "rowwise":
         dtypes += "; with `dtype=`, any input dtype (integers and bool included) cast to that floating dtype"
     lines = [
@@ -450,7 +462,9 @@ def _index_lines(rows: List[str]) -> List[str]:
         f"- dtypes: {DTYPES}. Integer input gets torch's error, except for the ops torch "
         f"itself runs on integers ({', '.join(s.name for s in OPS if _accepts_integers(s))}) "
         f"and those it computes in the default float dtype "
-        f"({', '.join(s.name for s in OPS if _promotes_integers(s))}).",
+        f"({', '.join(s.name for s in OPS if _promotes_integers(s))}). Complex input runs where "
+        f"torch takes it ({', '.join(s.name for s in OPS if _accepts_complex(s))}), with ATen's "
+        f"complex ops; the other ops reject it, as torch.",
         f"- Devices: {DEVICES}.",
         "- Results match torch.nn.functional on the same device within torch.testing.assert_close's "
         "default tolerances, NaN, ±inf and -0.0 included; where torch's CPU and CUDA kernels "

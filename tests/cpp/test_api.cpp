@@ -647,6 +647,19 @@ TEST(ApiErrors, SplitOperandsMustMatch) {
                         {"gate", "up"}, "swiglu(gate, up) dtype mismatch");
 }
 
+// An undefined tensor (None in Python) and a sparse tensor: errors naming op and argument,
+// from the kernel fusedact registers for the dispatch keys it has no kernel for.
+TEST(ApiErrors, UndefinedAndSparseTensors) {
+  ExpectErrorContaining([&] { fusedact::gelu(Tensor()); }, {"fusedact::gelu", "'input'", "None"},
+                        "gelu(undefined)");
+  ExpectErrorContaining([&] { fusedact::swiglu(torch::randn({3, 4}), Tensor()); },
+                        {"fusedact::swiglu", "'up'", "None"}, "swiglu(gate, undefined)");
+  ExpectErrorContaining([&] { fusedact::softmax(Tensor(), -1); },
+                        {"fusedact::softmax", "'input'", "None"}, "softmax(undefined)");
+  ExpectErrorContaining([&] { fusedact::relu(torch::eye(3).to_sparse()); },
+                        {"fusedact::relu", "'input'", "Sparse"}, "relu(sparse)");
+}
+
 TEST(ApiErrors, BackwardShapeMismatch) {
   const Tensor x = torch::randn({3, 4});
   EXPECT_THROW(fusedact::gelu_backward(torch::randn({3, 5}), x), c10::Error);

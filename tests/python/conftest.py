@@ -310,33 +310,7 @@ def pytest_configure(config):
 # Known differences from torch that the reliability suites found and that are not fixed yet,
 # by test id (file::name[params]); each becomes a strict xfail with its reason, so a fix
 # shows up as an unexpected pass (then delete its entry). Measured 2026-11-22, CPU.
-_COMPLEX = "torch accepts complex64 here; fusedact's kernels are real-only (not implemented)"
-_NONE = ("None for a tensor argument: the error comes from the dispatcher ('tensor does not have a "
-         "device' / 'no tensor arguments') and does not name the argument")
 KNOWN_DIFFERENCES = {
-    **{f"test_bad_inputs.py::test_bad_input[{op}-complex64]": _COMPLEX
-       for op in ("silu", "silu_", "sigmoid", "tanh", "softsign", "tanhshrink")},
-    **{f"test_bad_inputs.py::test_bad_input[{case}]": _NONE
-       for case in ("glu.split-up-None", "swiglu.split-up-None", "geglu.split-up-None",
-                    "reglu.split-up-None", "prelu-weight-None", "learnable_swish-weight-None",
-                    "rrelu_with_noise-None", "gelu-input-None", "relu_-input-None",
-                    "gelu_backward-grad-None", "swiglu_backward-grad-None",
-                    "softmax-input-None", "log_softmax-input-None", "softmin-input-None",
-                    "softmax_backward-grad-None", "log_softmax_backward-grad-None",
-                    "softmin_backward-grad-None")},
-    **{f"test_bad_inputs.py::test_bad_input[{op}-min-nan]":
-       "min_val=nan: torch's clamp gives NaN everywhere, fusedact's select keeps the other bound"
-       for op in ("hardtanh", "hardtanh_")},
-    **{f"test_bad_inputs.py::test_bad_input[softshrink-{case}]":
-       "torch rejects a lambd beyond the dtype's largest value; fusedact accepts it"
-       for case in ("lambd-inf", "lambd-1e39", "lambd-1e5-float16")},
-    **{f"test_bad_inputs.py::test_bad_input[{op}-uint8-negative]":
-       "torch rejects threshold=-2 on uint8 (overflow); fusedact wraps it to 254"
-       for op in ("threshold", "threshold_")},
-    **{f"test_bad_inputs.py::test_bad_input[{op}-inference-tensor]":
-       "in-place on an inference tensor outside inference_mode: fusedact registers no "
-       "ADInplaceOrView kernel, so nothing bumps the (missing) version counter and nothing raises"
-       for op in ("relu_", "silu_")},
     "test_properties.py::test_gated_split_matches_torch[geglu-f32]":
         "gelu' = Phi(x) + x*phi(x) cancels near x = -0.75; fusedact's float erfc (~3 ulp) leaves "
         "4.7e-6 relative error there (x = -0.721, up = 921.6), torch's libm erf 2.6e-6",

@@ -395,6 +395,25 @@ for _ip in (False, True):
          "like_torch", ("threshold", "threshold_"), ("threshold", "value", "input"),
          (lambda ip: lambda x: F.threshold(x, -2.0, 1.0, inplace=ip))(_ip))
 
+# Scalar parameters that overflow the dtype (or its op math, float for the half types), which
+# torch's checked scalar conversion rejects; and the values just inside the range it accepts.
+for _n, _p, _arg, _dt in [
+    ("hardtanh", (math.nan, 1.0), "min_val", torch.int64), ("hardtanh", (-1.0, math.nan), "max_val", torch.float32),
+    ("hardtanh", (-1e40, 1.0), "min_val", torch.float32), ("hardtanh", (-1.0, 1e5), "max_val", torch.float16),
+    ("hardtanh", (-1.0, 1e5), "max_val", torch.bfloat16), ("hardtanh", (0.0, 300.0), "max_val", torch.uint8),
+    ("threshold", (1e5, 1.0), "threshold", torch.float16), ("threshold", (1.0, 1e5), "value", torch.float16),
+    ("threshold", (1.0, 1e39), "value", torch.bfloat16), ("threshold", (2.0, 1000.0), "value", torch.int8),
+    ("threshold", (1e10, 1.0), "threshold", torch.int32), ("threshold", (math.nan, 1.0), "threshold", torch.int64),
+    ("threshold", (math.inf, 1.0), "threshold", torch.float32), ("softshrink", (1e5,), "lambd", torch.bfloat16),
+    ("softshrink", (65504.0,), "lambd", torch.float16), ("leaky_relu", (1e40,), "negative_slope", torch.float32),
+    ("leaky_relu", (1e40,), "negative_slope", torch.float64), ("elu", (1e40,), "alpha", torch.float32),
+    ("celu", (1e40,), "alpha", torch.bfloat16), ("softplus", (1e40, 1.0), "beta", torch.float32),
+    ("softplus", (1.0, 1e40), "threshold", torch.float16), ("hardshrink", (1e40,), "lambd", torch.float32),
+]:
+    case(f"{_n}-{_arg}-{'-'.join(map(str, _p))}-{str(_dt)[6:]}", (lambda dt: lambda: (_t([0, 1, 3, 100], dt),))(_dt),
+         (lambda n, p: lambda x: getattr(_ops(), n)(x, *p))(_n, _p), "like_torch", _n, _arg,
+         (lambda n, p: lambda x: getattr(F, n)(x, *p))(_n, _p))
+
 # rrelu: bounds (order, finiteness), in both modes and in place; the noise tensor.
 for _lo, _hi, _lid in [(0.5, 0.25, "lower-gt-upper"), (math.nan, 0.3, "lower-nan"),
                        (-math.inf, 0.3, "lower-inf"), (0.1, math.inf, "upper-inf")]:

@@ -32,6 +32,12 @@
 
 namespace fusedact {
 
+// How torch checks a scalar parameter against the input's dtype before it runs (an overflow
+// raises): converted to the op-math type (float for the half types), to the dtype itself,
+// or to the dtype with infinity rejected too (softshrink's lambd). Activations with such
+// parameters list them in check_parameters(check), which the op layer calls (host only).
+enum class ParameterRange { kOpMath, kDtype, kDtypeFinite };
+
 namespace constants {
 constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1/sqrt(2)
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2*pi)
@@ -201,7 +207,7 @@ struct Gelu {
 // output y = s, as torch's sigmoid_backward: f' = y*(1-y), d(f')/dy = 1 - 2y.
 struct Sigmoid {
   static constexpr bool kSavesOutput = true;
-  static constexpr bool kPromotesIntegers = true, kPromotesBool = true;
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = true, kComplex = true;
   template <class T>
   FUSEDACT_HD T d1_from_output(T y) const {
     return y * (Math<T>::c(1) - y);
@@ -242,6 +248,7 @@ struct Sigmoid {
 // silu: f = x*s(x) (as x/(1+e^-x), torch's form);  f' = s*(1 + x*(1-s));
 //       f'' = s*(1-s)*(2 + x*(1-2s)).
 struct Silu {
+  static constexpr bool kComplex = true, kComplexNoGrad = true;  // torch: no complex autograd
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -348,7 +355,7 @@ struct Relu {
 // torch's tanh_backward: f' = 1 - y^2, d(f')/dy = -2y.
 struct Tanh {
   static constexpr bool kSavesOutput = true;
-  static constexpr bool kPromotesIntegers = true, kPromotesBool = true;
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = true, kComplex = true;
   template <class T>
   FUSEDACT_HD T d1_from_output(T y) const {
     return Math<T>::c(1) - y * y;
@@ -418,6 +425,10 @@ struct Swish {
 // elu: (alpha, 1, 1); selu: (kSeluAlpha, kSeluScale, 1); celu: (alpha, 1, 1/alpha).
 struct Elu {
   double alpha = 1.0, scale = 1.0, input_scale = 1.0;
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("alpha", alpha, ParameterRange::kOpMath);
+  }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -458,6 +469,10 @@ struct Elu {
 // leaky_relu: f = x > 0 ? x : slope*x;  f' = x > 0 ? 1 : slope (so f'(0) = slope);  f'' = 0.
 struct LeakyRelu {
   double negative_slope = 0.01;
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("negative_slope", negative_slope, ParameterRange::kOpMath);
+  }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -492,9 +507,16 @@ struct Hardtanh {
   double min_val = -1.0, max_val = 1.0;
   static constexpr bool kIntegers = true;
   FUSEDACT_HD bool negative_limits() const { return min_val < 0 || max_val < 0; }
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("min_val", min_val, ParameterRange::kDtype);
+    check("max_val", max_val, ParameterRange::kDtype);
+  }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
+    // torch's clamp: a NaN bound makes every output NaN (integer input rejects NaN bounds).
+    if (min_val != min_val || max_val != max_val) return M::full_like(x, min_val + max_val);
     return M::select(x <= M::c(min_val), M::full_like(x, min_val),
                      M::select(x >= M::c(max_val), M::full_like(x, max_val), x));
   }
@@ -523,6 +545,11 @@ struct Hardtanh {
 //           f'' = b*x > th ? 0 : b*s*(1-s).
 struct Softplus {
   double beta = 1.0, threshold = 20.0;
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("beta", beta, ParameterRange::kOpMath);
+    check("threshold", threshold, ParameterRange::kOpMath);
+  }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -599,7 +626,7 @@ struct Hardswish {
 // softsign: f = x/(1 + |x|);  f' = 1/a - |x|/a^2 with a = 1 + |x| (torch's composite
 // gradient, NaN at ±inf like torch's);  f'' = -2*sign(x)/a^3.
 struct Softsign {
-  static constexpr bool kPromotesIntegers = true, kPromotesBool = false;
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = false, kComplex = true;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -646,7 +673,7 @@ struct Logsigmoid {
 // tanhshrink: f = x - tanh(x);  f' = 1 - (1 - t^2) (torch's composite gradient);
 //             f'' = 2t*(1 - t^2).
 struct Tanhshrink {
-  static constexpr bool kPromotesIntegers = true, kPromotesBool = false;
+  static constexpr bool kPromotesIntegers = true, kPromotesBool = false, kComplex = true;
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     return x - Math<T>::tanh(x);
@@ -701,6 +728,10 @@ struct Shrink : MaskedIdentityGrad<Derived> {
 // hardshrink: f = 0 on [-lambd, lambd], else x.
 struct Hardshrink : Shrink<Hardshrink> {
   using Shrink<Hardshrink>::Shrink;
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("lambd", lambd, ParameterRange::kOpMath);
+  }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     return Math<T>::select(zero_grad(x), Math<T>::zero_like(x), x);
@@ -711,6 +742,10 @@ struct Hardshrink : Shrink<Hardshrink> {
 // CUDA kernel; its CPU scalar loop gives -0.0 for negative x in the middle).
 struct Softshrink : Shrink<Softshrink> {
   using Shrink<Softshrink>::Shrink;
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("lambd", lambd, ParameterRange::kDtypeFinite);
+  }
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
@@ -726,6 +761,11 @@ struct Threshold : MaskedIdentityGrad<Threshold> {
   static constexpr bool kIntegers = true;
   FUSEDACT_HD bool negative_limits() const { return false; }  // torch wraps the value
   FUSEDACT_HD Threshold(double threshold, double value) : threshold(threshold), value(value) {}
+  template <class Check>
+  void check_parameters(const Check& check) const {
+    check("threshold", threshold, ParameterRange::kOpMath);
+    check("value", value, ParameterRange::kDtype);
+  }
   template <class T>
   FUSEDACT_HD auto zero_grad(T x) const {
     return x <= Math<T>::c(threshold);
@@ -800,6 +840,27 @@ template <class Act, class = void>
 struct AcceptsIntegers : std::false_type {};
 template <class Act>
 struct AcceptsIntegers<Act, std::enable_if_t<Act::kIntegers>> : std::true_type {};
+
+// Activations that torch also runs on complex tensors declare kComplex. The kernels are real;
+// the op layer evaluates forward on complex tensors with ATen ops (Math<at::Tensor>), whose
+// autograd gives torch's complex (conjugate) gradients.
+template <class Act, class = void>
+struct AcceptsComplex : std::false_type {};
+template <class Act>
+struct AcceptsComplex<Act, std::enable_if_t<Act::kComplex>> : std::true_type {};
+// ...and kComplexNoGrad where torch refuses to differentiate it for complex input (silu).
+template <class Act, class = void>
+struct ComplexNoGrad : std::false_type {};
+template <class Act>
+struct ComplexNoGrad<Act, std::enable_if_t<Act::kComplexNoGrad>> : std::true_type {};
+
+// Activations whose scalar parameters torch range-checks against the input's dtype.
+template <class Act, class = void>
+struct ChecksParameters : std::false_type {};
+template <class Act>
+struct ChecksParameters<Act, std::void_t<decltype(std::declval<const Act&>().check_parameters(
+                                 std::declval<void (*)(const char*, double, ParameterRange)>()))>>
+    : std::true_type {};
 
 // Unary ops that torch computes in the default float dtype for integer input declare
 // kPromotesIntegers, and kPromotesBool where bool input is promoted too (torch's sigmoid and
