@@ -41,8 +41,12 @@ inline Floats exp_reduced(const Floats& r, const Floats& n) {
                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f});
   // 1 + (r + r^2 p): the small part first, so only the last addition rounds at 1's scale.
   const Floats y = at::vec::fmadd(p, r * r, r) + Floats(1.f);
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_scalef_ps(y, n);  // y * 2^n in one instruction, rounded once like the below
+#else
   const Floats half_n = (n * Floats(0.5f)).floor();
   return y * pow2(half_n) * pow2(n - half_n);
+#endif
 }
 
 constexpr float kExpMaxArg = 88.72283935546875f;  // largest float with a finite exp
