@@ -56,6 +56,10 @@ template <class A>
 struct HasSimdKernel<GatedBackward<A>> : std::true_type {};
 template <class A>
 struct HasSimdKernel<GatedDoubleBackward<A>> : std::true_type {};
+template <class A>
+struct HasSimdKernel<WeightedForward<A>> : std::true_type {};
+template <class A>
+struct HasSimdKernel<WeightedBackward<A>> : std::true_type {};
 
 template <class scalar_t>
 constexpr bool kSimdType = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double> ||

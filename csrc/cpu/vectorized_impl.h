@@ -287,16 +287,22 @@ void rowwise_backward(RowActivation act, const scalar_t* grad_output,
   FUSEDACT_SIMD_TYPES(GatedBackward<Functor>)   \
   FUSEDACT_SIMD_TYPES(GatedDoubleBackward<Functor>)
 
+#define FUSEDACT_SIMD_WEIGHTED(name, Functor) \
+  FUSEDACT_SIMD_TYPES(WeightedForward<Functor>)  \
+  FUSEDACT_SIMD_TYPES(WeightedBackward<Functor>)
+
 #define FUSEDACT_SIMD_ROWWISE(T)                                     \
   reinterpret_cast<const void*>(&rowwise_forward<T>),                \
       reinterpret_cast<const void*>(&rowwise_backward<T>),
 
 __attribute__((used)) static const void* const kSimdKernels[] = {
     FUSEDACT_UNARY_OPS(FUSEDACT_SIMD_UNARY) FUSEDACT_GATED_OPS(FUSEDACT_SIMD_GATED)
+    FUSEDACT_WEIGHTED_OPS(FUSEDACT_SIMD_WEIGHTED)
     FUSEDACT_SIMD_ROWWISE(float) FUSEDACT_SIMD_ROWWISE(double)
     FUSEDACT_SIMD_ROWWISE(c10::Half) FUSEDACT_SIMD_ROWWISE(c10::BFloat16)};
 
 #undef FUSEDACT_SIMD_ROWWISE
+#undef FUSEDACT_SIMD_WEIGHTED
 
 #undef FUSEDACT_SIMD_GATED
 #undef FUSEDACT_SIMD_UNARY

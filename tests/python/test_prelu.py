@@ -80,7 +80,10 @@ def test_prelu_special_values(dtype, device):
         y, gx, gw = _grads(SPEC.op, x, w, torch.ones_like(x))
         ry, rgx, rgw = _grads(F.prelu, x, w, torch.ones_like(x))
         assert_close((y, gx, gw), (ry, rgx, rgw), equal_nan=True, msg=f"at x = {v}")
-        assert torch.signbit(y) == torch.signbit(ry), f"sign of prelu({v})"
+        # The sign of a NaN is not specified: torch's own bfloat16 kernel gives +NaN for one
+        # element (scalar path) and -NaN (0xFFFF) for 64 (its SIMD conversion), as ours does.
+        if not math.isnan(v):
+            assert torch.signbit(y) == torch.signbit(ry), f"sign of prelu({v})"
 
 
 @device_param
