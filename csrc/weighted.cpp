@@ -65,15 +65,46 @@ struct Weighted {
     return total.reshape_symint(weight.sym_sizes()).to(weight.scalar_type());
   }
 
+  // Runs `kernel` (its last input: the weight) with the weight broadcast against `like`.
+  // Contiguous operands with long rows run as rows of dimension 0 with the weight expanded
+  // over one row only, which every row reads (row stride 0); others get it expanded in full.
+  template <class Kernel>
+  static void run_with_weight(const Kernel& kernel,
+                              const std::array<Tensor, Kernel::kOutputs>& outputs,
+                              const std::array<Tensor, Kernel::kInputs - 1>& others,
+                              const Tensor& weight, const std::vector<c10::SymInt>& shape) {
+    const Tensor& like = outputs[0];
+    const Tensor broadcast = weight_as_broadcast(weight, shape).expand_as(like);
+    // Rows shorter than this would cut the SIMD loops into short runs: expand fully instead.
+    constexpr int64_t kMinRowLength = 512;
+    bool by_rows =
+        like.dim() >= 1 && like.numel() / std::max<int64_t>(like.size(0), 1) >= kMinRowLength;
+    for (const Tensor& t : outputs) by_rows &= t.is_contiguous();
+    for (const Tensor& t : others) by_rows &= t.is_contiguous();
+    if (!by_rows) {
+      std::array<Tensor, Kernel::kInputs> inputs;
+      std::copy(others.begin(), others.end(), inputs.begin());
+      inputs.back() = at::empty_like(like);
+      inputs.back().copy_(broadcast);
+      return run_same_layout(kernel, outputs, inputs);
+    }
+    const int64_t rows = like.size(0), cols = like.numel() / rows;
+    const Tensor row_weight = broadcast.select(0, 0).contiguous();
+    std::array<Operand, Kernel::kInputs> in;
+    std::array<Operand, Kernel::kOutputs> out;
+    for (size_t i = 0; i < others.size(); ++i) in[i] = operand(others[i], cols);
+    in.back() = operand(row_weight, 0);
+    for (size_t o = 0; o < outputs.size(); ++o) out[o] = operand(outputs[o], cols);
+    run_elementwise(kernel, like, rows, cols, in, out);
+  }
+
   // ---- kernels (CPU, CUDA, Meta) ----
 
   static Tensor forward(const Tensor& input, const Tensor& weight) {
     const auto shape = weight_view(Op::name, input, weight);
     Tensor out = new_output(input);
     if (is_meta(out) || out.numel() == 0) return out;
-    Tensor full_weight = at::empty_like(out);
-    full_weight.copy_(weight_as_broadcast(weight, shape).expand_as(out));
-    run_same_layout(WeightedForward<Act>{}, {out}, {input, full_weight});
+    run_with_weight(WeightedForward<Act>{}, {out}, {input}, weight, shape);
     return out;
   }
 
@@ -85,10 +116,9 @@ struct Weighted {
     Tensor grad_input = new_output(input), grad_weight = new_output(weight);
     if (is_meta(grad_input)) return {grad_input, grad_weight};
     if (input.numel() == 0) return {grad_input, grad_weight.zero_()};
-    Tensor full_weight = at::empty_like(grad_input), term = at::empty_like(grad_input);
-    full_weight.copy_(weight_as_broadcast(weight, shape).expand_as(grad_input));
-    run_same_layout(WeightedBackward<Act>{}, {grad_input, term},
-                    {grad_output, input, full_weight});
+    Tensor term = at::empty_like(grad_input);
+    run_with_weight(WeightedBackward<Act>{}, {grad_input, term}, {grad_output, input}, weight,
+                    shape);
     grad_weight.copy_(reduce_to_weight(term, weight, shape));
     return {grad_input, grad_weight};
   }

@@ -31,8 +31,10 @@ def _reference(x, w):
 @device_param
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("w_shape", [(1,), (4,)], ids=["single", "per-channel"])
-def test_matches_composition(w_shape, dtype, device):
-    x = randn((3, 4, 55), dtype, device)
+@pytest.mark.parametrize("x_shape", [(3, 4, 55), (3, 4, 150)], ids=["rows-220", "rows-600"])
+def test_matches_composition(x_shape, w_shape, dtype, device):
+    # rows of 600: the kernel reads one row of expanded weights for every row (>= 512)
+    x = randn(x_shape, dtype, device)
     w = randn(w_shape, dtype, device, scale=0.7)
     g = randn(x.shape, dtype, device)
     y, gx, gw = _grads(FA.learnable_swish, x, w, g)

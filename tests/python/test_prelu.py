@@ -25,6 +25,10 @@ CASES = {
     "2x4x7": ((2, 4, 7), (4,)),
     "2x6x5x3": ((2, 6, 5, 3), (6,)),
     "855x3-single": ((855, 3), (1,)),
+    # Rows of >= 512 elements: the kernel reads one row of expanded weights for every row.
+    "3x4x200": ((3, 4, 200), (4,)),
+    "5x600-per-channel": ((5, 600), (600,)),
+    "2x3x17x31-single": ((2, 3, 17, 31), (1,)),
     "1d": ((7,), (1,)),
     "0d": ((), (1,)),
     "empty": ((0, 4), (4,)),

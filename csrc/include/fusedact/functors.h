@@ -1043,7 +1043,7 @@ struct GatedDoubleBackward {
 // y = f(x, w), with w broadcast to x's shape.  in: [input, weight]  out: [output]
 template <class Act>
 struct WeightedForward {
-  static constexpr bool kMultiRow = false;
+  static constexpr bool kMultiRow = true;  // the weight operand may repeat per row
   static constexpr int kInputs = 2, kOutputs = 1;
   Act act;
   template <class T>
@@ -1056,7 +1056,7 @@ struct WeightedForward {
 // elements is dw.  in: [grad_output, input, weight]  out: [grad_input, grad_weight_term]
 template <class Act>
 struct WeightedBackward {
-  static constexpr bool kMultiRow = false;
+  static constexpr bool kMultiRow = true;
   static constexpr int kInputs = 3, kOutputs = 2;
   Act act;
   template <class T>
