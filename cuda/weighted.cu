@@ -1,5 +1,6 @@
 // CUDA kernels of the weighted shape class: forward and backward of every row of
-// FUSEDACT_WEIGHTED_OPS (the weight arrives broadcast to the input's layout).
+// FUSEDACT_WEIGHTED_OPS (the weight arrives expanded to the input's layout, or as one row
+// that every row reads with row stride 0).
 #include <string_view>
 
 #include <fusedact/op_table.h>
