@@ -128,7 +128,7 @@ void check_parameter_fits(const char* op, const char* arg, double value, at::Sca
                           ParameterRange range) {
   const auto target = range == ParameterRange::kOpMath ? at::toOpMathType(dtype) : dtype;
   double lowest = 0, highest = 0;
-  AT_DISPATCH_ALL_TYPES_AND3(at::kHalf, at::kBFloat16, at::kBool, target, "check_parameter_fits", [&] {
+  AT_DISPATCH_ALL_TYPES_AND3(at::kHalf, at::kBFloat16, at::kBool, target, "fusedact", [&] {
     lowest = static_cast<double>(std::numeric_limits<scalar_t>::lowest());
     highest = static_cast<double>(std::numeric_limits<scalar_t>::max());
   });

@@ -42,9 +42,8 @@ Tensor with_noise_backward(const Tensor& grad_output, const Tensor& input, const
   check_like(op, "input", input, "grad_output", grad_output);
   Tensor grad_input = new_output(input);
   if (is_meta(grad_input)) return grad_input;
-  Tensor unused_term = at::empty_like(grad_input);  // d/d(noise): the noise is not learned
-  run_same_layout(WeightedBackward<Prelu>{}, {grad_input, unused_term},
-                  {grad_output, input, noise});
+  // The input gradient only: the noise is not learned.
+  run_same_layout(WeightedInputBackward<Prelu>{}, {grad_input}, {grad_output, input, noise});
   return grad_input;
 }
 

@@ -119,7 +119,8 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
     static const std::string op = name("_");  // built once per op
     const Act act = Op::make_functor(op.c_str(), params...);
     if constexpr (AcceptsComplex<Act>::value) {
-      if (is_complex_input(input)) return void(input.copy_(complex_forward(input.clone(), params...)));
+      if (is_complex_input(input))
+        return void(input.copy_(complex_forward(input.clone(), params...)));
     }
     check_input(op.c_str(), input, act);
     // Inference tensors skip the autograd keys, so torch's own check lives in the kernel.
@@ -247,7 +248,8 @@ struct Unary<Op, c10::guts::typelist::typelist<P...>> {
   // the input.
   static void autograd_forward_(Tensor& input, P... params) {
     if constexpr (AcceptsComplex<Act>::value) {  // the clone keeps saved tensors unmodified
-      if (is_complex_input(input)) return void(input.copy_(complex_forward(input.clone(), params...)));
+      if (is_complex_input(input))
+        return void(input.copy_(complex_forward(input.clone(), params...)));
     }
     differentiable_inplace(
         name("_"), input, kInplaceSavesResult, [&] { inplace_op().call(input, params...); },

@@ -7,9 +7,10 @@
 
 #include "elementwise.cuh"
 
-#define FUSEDACT_WEIGHTED_LAUNCHERS(name, Functor)                   \
-  FUSEDACT_LAUNCHER(fusedact::WeightedForward<fusedact::Functor>) \
-  FUSEDACT_LAUNCHER(fusedact::WeightedBackward<fusedact::Functor>)
+#define FUSEDACT_WEIGHTED_LAUNCHERS(name, Functor)                    \
+  FUSEDACT_LAUNCHER(fusedact::WeightedForward<fusedact::Functor>)  \
+  FUSEDACT_LAUNCHER(fusedact::WeightedBackward<fusedact::Functor>) \
+  FUSEDACT_LAUNCHER(fusedact::WeightedInputBackward<fusedact::Functor>)
 
 // Never read: its initializers instantiate every launcher the op layer calls.
 __attribute__((used)) static const void* const kWeightedLaunchers[] = {

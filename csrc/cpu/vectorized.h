@@ -60,6 +60,8 @@ template <class A>
 struct HasSimdKernel<WeightedForward<A>> : std::true_type {};
 template <class A>
 struct HasSimdKernel<WeightedBackward<A>> : std::true_type {};
+template <class A>
+struct HasSimdKernel<WeightedInputBackward<A>> : std::true_type {};
 
 template <class scalar_t>
 constexpr bool kSimdType = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double> ||

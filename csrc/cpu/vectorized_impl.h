@@ -287,9 +287,10 @@ void rowwise_backward(RowActivation act, const scalar_t* grad_output,
   FUSEDACT_SIMD_TYPES(GatedBackward<Functor>)   \
   FUSEDACT_SIMD_TYPES(GatedDoubleBackward<Functor>)
 
-#define FUSEDACT_SIMD_WEIGHTED(name, Functor) \
-  FUSEDACT_SIMD_TYPES(WeightedForward<Functor>)  \
-  FUSEDACT_SIMD_TYPES(WeightedBackward<Functor>)
+#define FUSEDACT_SIMD_WEIGHTED(name, Functor)     \
+  FUSEDACT_SIMD_TYPES(WeightedForward<Functor>)    \
+  FUSEDACT_SIMD_TYPES(WeightedBackward<Functor>)   \
+  FUSEDACT_SIMD_TYPES(WeightedInputBackward<Functor>)
 
 #define FUSEDACT_SIMD_ROWWISE(T)                                     \
   reinterpret_cast<const void*>(&rowwise_forward<T>),                \

@@ -1065,4 +1065,18 @@ struct WeightedBackward {
   }
 };
 
+// The input gradient alone, where the weight is not learned (rrelu's noise).
+//   in: [grad_output, input, weight]  out: [grad_input]
+template <class Act>
+struct WeightedInputBackward {
+  static constexpr bool kMultiRow = true;
+  static constexpr int kInputs = 3, kOutputs = 1;
+  Act act;
+  template <class T>
+  FUSEDACT_HD void operator()(const T* in, T* out) const {
+    T unused_weight_term;  // computed, then dropped by the compiler
+    act.backward(in[0], in[1], in[2], out[0], unused_weight_term);
+  }
+};
+
 }  // namespace fusedact
