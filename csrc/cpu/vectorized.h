@@ -42,26 +42,22 @@ FUSEDACT_SIMD_UNIT_DECLARATIONS
 #undef FUSEDACT_SIMD_UNIT_DECLARATIONS
 
 // The mode functors the SIMD units instantiate.
+template <template <class> class Mode>
+inline constexpr bool kSimdMode = false;
+template <> inline constexpr bool kSimdMode<UnaryForward> = true;
+template <> inline constexpr bool kSimdMode<UnaryBackward> = true;
+template <> inline constexpr bool kSimdMode<UnaryDoubleBackward> = true;
+template <> inline constexpr bool kSimdMode<GatedForward> = true;
+template <> inline constexpr bool kSimdMode<GatedBackward> = true;
+template <> inline constexpr bool kSimdMode<GatedDoubleBackward> = true;
+template <> inline constexpr bool kSimdMode<WeightedForward> = true;
+template <> inline constexpr bool kSimdMode<WeightedBackward> = true;
+template <> inline constexpr bool kSimdMode<WeightedInputBackward> = true;
+
 template <class Kernel>
 struct HasSimdKernel : std::false_type {};
-template <class A>
-struct HasSimdKernel<UnaryForward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<UnaryBackward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<UnaryDoubleBackward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<GatedForward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<GatedBackward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<GatedDoubleBackward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<WeightedForward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<WeightedBackward<A>> : std::true_type {};
-template <class A>
-struct HasSimdKernel<WeightedInputBackward<A>> : std::true_type {};
+template <template <class> class Mode, class A>
+struct HasSimdKernel<Mode<A>> : std::bool_constant<kSimdMode<Mode>> {};
 
 template <class scalar_t>
 constexpr bool kSimdType = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double> ||

@@ -833,26 +833,24 @@ struct LearnableSwish {
   }
 };
 
+// Trait<Act>::value: Act's static constexpr bool `flag`, false where Act does not declare it.
+#define FUSEDACT_FLAG_TRAIT(Trait, flag)                                        \
+  template <class Act, class = void>                                            \
+  struct Trait : std::false_type {};                                            \
+  template <class Act>                                                          \
+  struct Trait<Act, std::enable_if_t<Act::flag>> : std::true_type {};
+
 // Activations that torch also runs on integer tensors declare kIntegers (and
 // negative_limits(): whether a bound is negative, which torch rejects for uint8); only their
 // forward (and in-place) kernels are built for integer types.
-template <class Act, class = void>
-struct AcceptsIntegers : std::false_type {};
-template <class Act>
-struct AcceptsIntegers<Act, std::enable_if_t<Act::kIntegers>> : std::true_type {};
+FUSEDACT_FLAG_TRAIT(AcceptsIntegers, kIntegers)
 
 // Activations that torch also runs on complex tensors declare kComplex. The kernels are real;
 // the op layer evaluates forward on complex tensors with ATen ops (Math<at::Tensor>), whose
 // autograd gives torch's complex (conjugate) gradients.
-template <class Act, class = void>
-struct AcceptsComplex : std::false_type {};
-template <class Act>
-struct AcceptsComplex<Act, std::enable_if_t<Act::kComplex>> : std::true_type {};
+FUSEDACT_FLAG_TRAIT(AcceptsComplex, kComplex)
 // ...and kComplexNoGrad where torch refuses to differentiate it for complex input (silu).
-template <class Act, class = void>
-struct ComplexNoGrad : std::false_type {};
-template <class Act>
-struct ComplexNoGrad<Act, std::enable_if_t<Act::kComplexNoGrad>> : std::true_type {};
+FUSEDACT_FLAG_TRAIT(ComplexNoGrad, kComplexNoGrad)
 
 // Activations whose scalar parameters torch range-checks against the input's dtype.
 template <class Act, class = void>
@@ -865,10 +863,7 @@ struct ChecksParameters<Act, std::void_t<decltype(std::declval<const Act&>().che
 // Unary ops that torch computes in the default float dtype for integer input declare
 // kPromotesIntegers, and kPromotesBool where bool input is promoted too (torch's sigmoid and
 // tanh; its softsign and tanhshrink reject bool).
-template <class Act, class = void>
-struct PromotesIntegers : std::false_type {};
-template <class Act>
-struct PromotesIntegers<Act, std::enable_if_t<Act::kPromotesIntegers>> : std::true_type {};
+FUSEDACT_FLAG_TRAIT(PromotesIntegers, kPromotesIntegers)
 
 // Activations that can differentiate from the output y = f(x) define
 // d1_from_output(y) = f'(x) and d2_from_output(y) = d(f'(x))/dy (and backward_from_output
@@ -882,10 +877,8 @@ template <class Act>
 struct HasOutputDerivatives<Act, std::void_t<decltype(std::declval<const Act&>().d1_from_output(
                                      std::declval<float>()))>> : std::true_type {};
 
-template <class Act, class = void>
-struct SavesOutput : std::false_type {};
-template <class Act>
-struct SavesOutput<Act, std::enable_if_t<Act::kSavesOutput>> : std::true_type {};
+FUSEDACT_FLAG_TRAIT(SavesOutput, kSavesOutput)
+#undef FUSEDACT_FLAG_TRAIT
 
 template <class Act>
 struct OutputDerivatives {
