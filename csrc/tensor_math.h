@@ -18,8 +18,15 @@ struct Math<at::Tensor> {
   static at::Tensor erfc(const at::Tensor& x) { return at::erfc(x); }
   static at::Tensor tanh(const at::Tensor& x) { return at::tanh(x); }
   static at::Tensor abs(const at::Tensor& x) { return at::abs(x); }
+  static at::Tensor fma(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
+    return a * b + c;  // autograd's graph; the one-rounding property is not needed on tensors
+  }
   static at::Tensor zero_like(const at::Tensor& x) { return at::zeros_like(x); }
   static at::Tensor full_like(const at::Tensor& x, double v) { return at::full_like(x, v); }
+  static at::Tensor normal_cdf(const at::Tensor& x) { return Compound<at::Tensor>::normal_cdf(x); }
+  static at::Tensor cdf_plus_x_pdf(const at::Tensor& x) {
+    return Compound<at::Tensor>::cdf_plus_x_pdf(x);
+  }
   template <class A, class B>
   static at::Tensor select(const at::Tensor& condition, const A& if_true, const B& if_false) {
     return at::where(condition, if_true, if_false);

@@ -33,20 +33,24 @@ inline Floats pow2(const Floats& k) {
   return at::vec::cast<float>(biased << Ints(23));
 }
 
-// exp(r) * 2^n for |r| <= ln2/2 (a little more after exp_sum's addition): exp(r) by a
-// degree-6 minimax polynomial (Cephes' expf coefficients), 2^n applied in two halves so
-// results down to the subnormals round once.
-inline Floats exp_reduced(const Floats& r, const Floats& n) {
-  const Floats p = horner(r, {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
-                              4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f});
-  // 1 + (r + r^2 p): the small part first, so only the last addition rounds at 1's scale.
-  const Floats y = at::vec::fmadd(p, r * r, r) + Floats(1.f);
+// y * 2^n for integer-valued n in [-252, 254], applied in two halves so that results down to
+// the subnormals round once.
+inline Floats times_pow2(const Floats& y, const Floats& n) {
 #if defined(CPU_CAPABILITY_AVX512)
-  return _mm512_scalef_ps(y, n);  // y * 2^n in one instruction, rounded once like the below
+  return _mm512_scalef_ps(y, n);  // in one instruction, rounded once like the below
 #else
   const Floats half_n = (n * Floats(0.5f)).floor();
   return y * pow2(half_n) * pow2(n - half_n);
 #endif
+}
+
+// exp(r) * 2^n for |r| <= ln2/2 (a little more after exp_sum's addition): exp(r) by a
+// degree-6 minimax polynomial (Cephes' expf coefficients).
+inline Floats exp_reduced(const Floats& r, const Floats& n) {
+  const Floats p = horner(r, {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                              4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f});
+  // 1 + (r + r^2 p): the small part first, so only the last addition rounds at 1's scale.
+  return times_pow2(at::vec::fmadd(p, r * r, r) + Floats(1.f), n);
 }
 
 constexpr float kExpMaxArg = 88.72283935546875f;  // largest float with a finite exp
@@ -105,22 +109,29 @@ inline Floats tanh(const Floats& x) {
   return Floats::blendv(signed_large, series, a < Floats(0.625f));
 }
 
-// erfc: for z = |x|, t = 1/(1 + z/2), erfc(z) = t*exp(-z^2 + q(t)) with the Chebyshev fit
-// q of Numerical Recipes' erfcc (fractional error < 1.2e-7 for all z), z^2 carried exactly
-// (its rounding error joins q); erfc(x) = 2 - erfc(-x) for x < 0.
-inline Floats erfc(const Floats& x) {
+// erfc(x + x_lo), x_lo a correction below x's last place (the rounding error of a scaled
+// argument: in the tail it moves z^2 by 2*z*x_lo, 8e-6 relative at z = 9 for half an ulp).
+// For z = |x|, t = 1/(1 + z/2), erfc(z) = t*exp(-z^2 + q(t)) with the Chebyshev fit q of
+// Numerical Recipes' erfcc (fractional error < 1.2e-7 for all z), z^2 carried exactly (its
+// rounding error joins q); erfc(x) = 2 - erfc(-x) for x < 0.
+inline Floats erfc(const Floats& x, const Floats& x_lo) {
   const Floats z = x.abs();
+  const Floats z_lo = Floats::blendv(x_lo, x_lo.neg(), x < Floats(0.f));
   const Floats t = Floats(1.f) / at::vec::fmadd(Floats(0.5f), z, Floats(1.f));
   const Floats q = horner(t, {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
                               -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f,
                               -1.26551223f});
   const Floats z2 = z * z;
-  // z*z - z2, exactly (0 where z2 is infinite: inf - inf would make erfc(+-inf) NaN)
+  // (z + z_lo)^2 - z2: z*z - z2 exactly, plus 2*z*z_lo (0 where z2 is infinite: inf - inf
+  // would make erfc(+-inf) NaN)
   const Floats z2_error =
-      Floats::blendv(at::vec::fmsub(z, z, z2), Floats(0.f), z2 == Floats(std::numeric_limits<float>::infinity()));
+      Floats::blendv(at::vec::fmadd(z + z, z_lo, at::vec::fmsub(z, z, z2)), Floats(0.f),
+                     z2 == Floats(std::numeric_limits<float>::infinity()));
   const Floats tail = t * exp_sum(z2.neg(), q - z2_error);
   return Floats::blendv(tail, Floats(2.f) - tail, x < Floats(0.f));
 }
+
+inline Floats erfc(const Floats& x) { return erfc(x, Floats(0.f)); }
 
 // log1p(y) = log(u) - ((u - 1) - y)/u with u = 1 + y (the quotient restores what rounding
 // 1 + y lost), log(u) from u = m*2^e, m in [sqrt(1/2), sqrt(2)): log(m) by Cephes' logf
@@ -154,6 +165,116 @@ inline Floats log1p(const Floats& y) {
   Floats special = Floats::blendv(Floats(std::numeric_limits<float>::quiet_NaN()), u, u == kInf);
   special = Floats::blendv(special, kInf.neg(), u == Floats(0.f));
   return Floats::blendv(special, result, (u > Floats(0.f)) & (u < kInf));
+}
+
+// ---------------------------------------------------------------------------------------
+// Double-float arithmetic: a value carried as hi + lo, for the compound primitives below,
+// whose float formulas would round several times (a + log1p(exp(z)), tanh(softplus(x))).
+// They rely on IEEE addition (no -ffast-math).
+
+// s + err == a + b exactly, whatever the magnitudes (Knuth's two-sum).
+inline void two_sum(const Floats& a, const Floats& b, Floats& s, Floats& err) {
+  s = a + b;
+  const Floats b_part = s - a;
+  err = (a - (s - b_part)) + (b - b_part);
+}
+
+// s + err == a + b exactly, for |a| >= |b| (Dekker's fast two-sum).
+inline void fast_two_sum(const Floats& a, const Floats& b, Floats& s, Floats& err) {
+  s = a + b;
+  err = b - (s - a);
+}
+
+// exp(x) as hi + lo, to about 2^-30 relative, for x <= 88 (both 0 below kExpMinArg; NaN for
+// NaN). r = x - n*ln2 is carried in two parts; exp(r) = 1 + r + r^2/2 + r^3*q(r), q the Taylor
+// series through r^8 (truncation < 2^-32 for |r| <= ln2/2); the sum 1 + r + r^2/2 is taken
+// with its rounding errors (two-sums, and r^2/2's by fma), which go into lo.
+inline void exp_split(const Floats& x, Floats& hi, Floats& lo) {
+  const Floats n = nearest_ln2_multiple(at::vec::clamp_min(x, Floats(kExpMinArg)));
+  Floats r, r_err;  // r + r_err = x - n*ln2, to n*kLn2Lo's rounding (below 2^-35)
+  two_sum(at::vec::fmadd(n.neg(), Floats(kLn2Hi), x), n * Floats(-kLn2Lo), r, r_err);
+  const Floats half_r = r * Floats(0.5f);
+  const Floats half_r2 = half_r * r;
+  const Floats half_r2_err = at::vec::fmsub(half_r, r, half_r2);
+  const Floats q = horner(r, {1.f / 40320, 1.f / 5040, 1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6});
+  Floats one_r, one_r_err, head, head_err;
+  fast_two_sum(Floats(1.f), r, one_r, one_r_err);
+  fast_two_sum(one_r, half_r2, head, head_err);
+  // exp(r + r_err) = exp(r) * (1 + r_err), to r_err^2
+  const Floats tail = at::vec::fmadd(r_err, head, one_r_err + head_err + half_r2_err + r * r * r * q);
+  Floats sum, sum_err;  // normalized: tail holds r^3 q, up to 2^-7 of head
+  fast_two_sum(head, tail, sum, sum_err);
+  const Floats underflow = x < Floats(kExpMinArg);
+  hi = Floats::blendv(times_pow2(sum, n), Floats(0.f), underflow);
+  lo = Floats::blendv(times_pow2(sum_err, n), Floats(0.f), underflow);
+}
+
+// a + log1p(exp(z)) for z <= 0 (or NaN), rounded about once: e = exp(z) in [0, 1] as hi + lo
+// (exp_split); log1p(e) = 2*atanh(s) with s = e/(2 + e) in [0, 1/3] as s + s_lo (the
+// quotient's remainder by fma), by the odd series through s^15 (truncation < 2^-29
+// relative); its head 2s joins a by a two-sum.
+inline Floats add_log1p_exp(const Floats& a, const Floats& z) {
+  Floats e, e_lo, d, d_lo;
+  exp_split(z, e, e_lo);
+  fast_two_sum(Floats(2.f), e, d, d_lo);
+  d_lo = d_lo + e_lo;
+  const Floats s = e / d;
+  const Floats s_lo = (at::vec::fmadd(s.neg(), d, e) + e_lo - s * d_lo) / d;
+  const Floats s2 = s * s;
+  const Floats series =
+      horner(s2, {2.f / 15.f, 2.f / 13.f, 2.f / 11.f, 2.f / 9.f, 2.f / 7.f, 2.f / 5.f, 2.f / 3.f});
+  // log1p(e) = 2s + (s^3 series + 2 s_lo (1 + s^2)), the last factor the series' derivative
+  const Floats log1p_lo = at::vec::fmadd(s_lo + s_lo, s2 + Floats(1.f), s * s2 * series);
+  Floats sum, sum_err;
+  two_sum(a, s + s, sum, sum_err);
+  // a = +-inf: the two-sum's error is NaN there, the plain sum is the answer
+  return Floats::blendv(sum + (sum_err + log1p_lo), sum,
+                        a.abs() == Floats(std::numeric_limits<float>::infinity()));
+}
+
+// tanh(softplus(x)) = n/(n + 2), n = e^x (e^x + 2), for x <= 20 (mish below its saturation),
+// rounded about once: e^x as hi + lo (exp_split), n and n + 2 as hi + lo (e^2's error by
+// fma, two-sums), the quotient corrected by its remainder (fma).
+inline Floats tanh_softplus(const Floats& x) {
+  Floats e, e_lo, n, n_lo, d, d_lo;
+  exp_split(x, e, e_lo);
+  const Floats e2 = e * e;
+  two_sum(e2, e + e, n, n_lo);
+  n_lo = n_lo + at::vec::fmsub(e, e, e2) + (e_lo + e_lo) * (e + Floats(1.f));
+  two_sum(n, Floats(2.f), d, d_lo);
+  d_lo = d_lo + n_lo;
+  const Floats m = n / d;
+  return m + (at::vec::fmadd(m.neg(), d, n) + n_lo - m * d_lo) / d;
+}
+
+// -1/sqrt(2) in two parts: the float nearest, and the rest.
+constexpr float kMinusSqrt1_2Hi = -0.70710677f;
+constexpr float kMinusSqrt1_2Lo = -1.21016175e-08f;
+
+// Phi(x) = erfc(-x/sqrt2)/2, the standard normal's cdf, with -x/sqrt2 carried in two parts.
+inline Floats normal_cdf(const Floats& x) {
+  const Floats z = x * Floats(kMinusSqrt1_2Hi);
+  const Floats z_lo =
+      at::vec::fmadd(x, Floats(kMinusSqrt1_2Lo), at::vec::fmsub(x, Floats(kMinusSqrt1_2Hi), z));
+  return Floats(0.5f) * erfc(z, z_lo);
+}
+
+// Phi(x) + x*phi(x) (gelu's derivative), phi(x) = exp(-x^2/2)/sqrt(2 pi) with x^2 carried in
+// two parts. Near its zero x0 = -0.7518 the two terms cancel: their float errors (a few ulps
+// of Phi(x0) = 0.23) are 1e-5 of the result at 2e-3 from x0. Within 1/4 of x0 it is its
+// Taylor series at x0 through (x - x0)^9 (mpmath, 50 digits: tools/gelu_slope_series.py),
+// with x0 in two parts: within ~3 ulps there.
+inline Floats cdf_plus_x_pdf(const Floats& x) {
+  const Floats x2 = x * x;
+  const Floats x2_error = Floats::blendv(at::vec::fmsub(x, x, x2), Floats(0.f),
+                                         x2 == Floats(std::numeric_limits<float>::infinity()));
+  const Floats pdf = Floats(0.39894228f) * exp_sum(x2 * Floats(-0.5f), x2_error * Floats(-0.5f));
+  const Floats t = (x - Floats(-0.75179154f)) - Floats(1.211445e-08f);  // x - x0_hi is exact
+  const Floats series =
+      t * horner(t, {-7.44826859e-04f, -2.23953812e-03f, 4.53922851e-03f, 1.94216799e-02f,
+                     -1.47715220e-02f, -1.14008233e-01f, -1.81996766e-02f, 3.88284981e-01f,
+                     4.31493998e-01f});
+  return Floats::blendv(normal_cdf(x) + x * pdf, series, t.abs() <= Floats(0.25f));
 }
 
 }  // namespace vec_float_math

@@ -95,6 +95,10 @@ struct VectorMath {
   static V select(const V& mask, const V& if_true, const V& if_false) {
     return V::blendv(if_false, if_true, mask);
   }
+  static V add_log1p_exp(const V& a, const V& z) { return Compound<V>::add_log1p_exp(a, z); }
+  static V tanh_softplus(const V& x) { return Compound<V>::tanh_softplus(x); }
+  static V normal_cdf(const V& x) { return Compound<V>::normal_cdf(x); }
+  static V cdf_plus_x_pdf(const V& x) { return Compound<V>::cdf_plus_x_pdf(x); }
 };
 template <class S>
 struct Math<at::vec::Vectorized<S>> : VectorMath<S> {};
@@ -107,6 +111,10 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
   static V erfc(const V& x) { return vec_float_math::erfc(x); }
   static V log1p(const V& x) { return vec_float_math::log1p(x); }
+  static V add_log1p_exp(const V& a, const V& z) { return vec_float_math::add_log1p_exp(a, z); }
+  static V tanh_softplus(const V& x) { return vec_float_math::tanh_softplus(x); }
+  static V normal_cdf(const V& x) { return vec_float_math::normal_cdf(x); }
+  static V cdf_plus_x_pdf(const V& x) { return vec_float_math::cdf_plus_x_pdf(x); }
 };
 
 namespace cpu {

@@ -311,18 +311,6 @@ def pytest_configure(config):
 # by test id (file::name[params]); each becomes a strict xfail with its reason, so a fix
 # shows up as an unexpected pass (then delete its entry). Measured 2026-11-22, CPU.
 KNOWN_DIFFERENCES = {
-    "test_properties.py::test_gated_split_matches_torch[geglu-f32]":
-        "gelu' = Phi(x) + x*phi(x) cancels near x = -0.75; fusedact's float erfc (~3 ulp) leaves "
-        "4.7e-6 relative error there (x = -0.721, up = 921.6), torch's libm erf 2.6e-6",
-    "test_properties.py::test_weighted_matches_torch[learnable_swish-f32]":
-        "grad_weight summed over 61 rows of mixed-sign float32 terms: 1.6e-5 relative from the "
-        "float64 value, torch's composition 5.8e-6",
-    "test_golden.py::test_no_less_accurate_than_torch[mish-f32-value]":
-        "1.86 ULP (x = -2.5) against torch's 1.48 (scalar) / 1.16 (vectorized)",
-    "test_golden.py::test_no_less_accurate_than_torch[softplus-f32-value]":
-        "1.01 ULP (x = -1) against torch's 0.78 / 0.72: the inline float exp (~0.6 ulp) feeds log1p",
-    "test_golden.py::test_no_less_accurate_than_torch[logsigmoid-f32-value]":
-        "1.01 ULP (x = 1) against torch's 0.72: the inline float exp (~0.6 ulp) feeds log1p",
 }
 
 

@@ -55,6 +55,43 @@ constexpr double kQuickGeluBeta = 1.702;
 template <class T>
 struct Math;
 
+// Compound primitives, written once in the basic ones. Each Math offers them as members:
+// the generic ones call these in its own type; float evaluates them in double on the host
+// (CompoundType) and the float SIMD vectors in double-float arithmetic (vec_float_math.h),
+// so their result rounds about once, where these formulas in float round several times.
+template <class T, class M = Math<T>>
+struct Compound {
+  // a + log1p(exp(z)) for z <= 0 (exp(z) <= 1: no overflow): the softplus family's tail.
+  FUSEDACT_HD static T add_log1p_exp(T a, T z) { return a + M::log1p(M::exp(z)); }
+  // tanh(softplus(x)) = n/(n + 2) with n = e^x (e^x + 2) (one exp), where e^x is finite.
+  FUSEDACT_HD static T tanh_softplus(T x) {
+    const T e = M::exp(x);
+    const T n = e * (e + M::c(2));
+    return n / (n + M::c(2));
+  }
+  // Phi(x) = erfc(-x/sqrt2)/2, the standard normal's cdf (gelu's factor): no cancellation in
+  // the left tail, as 1 + erf would have.
+  FUSEDACT_HD static T normal_cdf(T x) {
+    return M::c(0.5) * M::erfc(x * M::c(-constants::kSqrt1_2));
+  }
+  // Phi(x) + x*phi(x), phi the standard normal's pdf (gelu's derivative). The two terms
+  // cancel near its zero at x = -0.7518, where the float SIMD vectors use a Taylor series.
+  FUSEDACT_HD static T cdf_plus_x_pdf(T x) {
+    const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
+    return M::normal_cdf(x) + x * pdf;
+  }
+};
+template <class T>
+struct CompoundType {
+  using type = T;
+};
+#if !defined(__CUDA_ARCH__)
+template <>
+struct CompoundType<float> {  // host only: the CUDA kernels keep their math in float
+  using type = double;
+};
+#endif
+
 template <class T>
 struct ScalarMath {
   FUSEDACT_HD static constexpr T c(double v) { return T(v); }
@@ -72,6 +109,22 @@ struct ScalarMath {
   FUSEDACT_HD static T full_like(T, double v) { return T(v); }
   FUSEDACT_HD static T select(bool condition, T if_true, T if_false) {
     return condition ? if_true : if_false;
+  }
+  FUSEDACT_HD static T add_log1p_exp(T a, T z) {
+    using W = typename CompoundType<T>::type;
+    return T(Compound<W>::add_log1p_exp(W(a), W(z)));
+  }
+  FUSEDACT_HD static T tanh_softplus(T x) {
+    using W = typename CompoundType<T>::type;
+    return T(Compound<W>::tanh_softplus(W(x)));
+  }
+  FUSEDACT_HD static T normal_cdf(T x) {
+    using W = typename CompoundType<T>::type;
+    return T(Compound<W>::normal_cdf(W(x)));
+  }
+  FUSEDACT_HD static T cdf_plus_x_pdf(T x) {
+    using W = typename CompoundType<T>::type;
+    return T(Compound<W>::cdf_plus_x_pdf(W(x)));
   }
 };
 template <>
@@ -166,7 +219,7 @@ struct Gelu {
       inner(x, du, ddu, s, one_minus_s);
       return x * s;
     }
-    return x * M::c(0.5) * M::erfc(x * M::c(-constants::kSqrt1_2));
+    return x * M::normal_cdf(x);
   }
 
   template <class T>
@@ -183,9 +236,7 @@ struct Gelu {
           M::select((one_minus_s == M::c(0)) & finite, M::c(0), M::c(2) * x * one_minus_s * du);
       return M::select((s == M::c(0)) & finite, M::c(-0.0), s * (M::c(1) + slope));
     }
-    const T cdf = M::c(0.5) * M::erfc(x * M::c(-kSqrt1_2));
-    const T pdf = M::c(kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
-    return cdf + x * pdf;
+    return M::cdf_plus_x_pdf(x);
   }
 
   template <class T>
@@ -288,10 +339,10 @@ struct Mish {
     one_minus_s = M::select(saturated, M::c(0), M::c(1) / (e + M::c(1)));
   }
   template <class T>
-  FUSEDACT_HD T forward(T x) const {
-    T m, m2c, s, sc;
-    parts(x, m, m2c, s, sc);
-    return x * m;
+  FUSEDACT_HD T forward(T x) const {  // m by its primitive, which rounds once
+    using M = Math<T>;
+    const auto saturated = x >= M::c(constants::kMishSaturation);
+    return x * M::select(saturated, M::c(1), M::tanh_softplus(M::select(saturated, M::c(0), x)));
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
@@ -551,10 +602,12 @@ struct Softplus {
     check("threshold", threshold, ParameterRange::kOpMath);
   }
   template <class T>
-  FUSEDACT_HD T forward(T x) const {
+  FUSEDACT_HD T forward(T x) const {  // log1p(exp(bx)) as max(bx, 0) + log1p(exp(-|bx|))
     using M = Math<T>;
     const T bx = x * M::c(beta);
-    return M::select(bx > M::c(threshold), x, M::log1p(M::exp(bx)) / M::c(beta));
+    const T positive_part = M::select(bx > M::c(0), bx, M::zero_like(x));
+    return M::select(bx > M::c(threshold), x,
+                     M::add_log1p_exp(positive_part, -M::abs(bx)) / M::c(beta));
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
@@ -653,8 +706,9 @@ struct Softsign {
 struct Logsigmoid {
   template <class T>
   FUSEDACT_HD T forward(T x) const {
-    using M = Math<T>;
-    return M::select(x < M::c(0), x, M::zero_like(x)) - M::log1p(M::exp(-M::abs(x)));
+    using M = Math<T>;  // as 0 - (max(-x, 0) + log1p(exp(-|x|))): one rounding, and +0 as torch's
+    const T negative_part = M::select(x < M::c(0), -x, M::zero_like(x));
+    return M::c(0) - M::add_log1p_exp(negative_part, -M::abs(x));
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
@@ -819,6 +873,10 @@ struct Prelu {
 
 // swish with a learned beta w (one, or per channel): f = x*s(w*x);
 // df/dx = s + w*x*s*(1-s);  df/dw = x^2*s*(1-s), s = sigmoid(w*x).
+// The weight gradient is a sum over many elements, which may cancel, so its terms are kept
+// accurate where torch's composition is not: s*(1-s) where s rounds to 1 (torch's sigmoid
+// backward gives 0 from |u| = 17 on, u = w*x), and the rounding error r of u taken into
+// account, s*(1-s) at u + r being s*(1-s)*(1 + (1-2s)*r) (r alone puts |u| ulps into it).
 struct LearnableSwish {
   template <class T>
   FUSEDACT_HD T forward(T x, T w) const {
@@ -826,10 +884,15 @@ struct LearnableSwish {
   }
   template <class T>
   FUSEDACT_HD void backward(T dy, T x, T w, T& grad_input, T& grad_weight_term) const {
+    using M = Math<T>;
+    const T u = w * x;
+    const T u_error = M::select(is_finite(u), M::fma(w, x, -u), M::zero_like(u));
     T s, c;
-    Sigmoid::parts(T(w * x), s, c);
+    sigmoid_pair(u, s, c);
     grad_input = dy * Swish::d1_at(x, w);
-    grad_weight_term = (dy * x) * (x * s * c);  // not x*x: it may overflow where s*c is 0
+    const T sc_rounded = s * c;
+    const T sc = M::fma(sc_rounded * (c - s), u_error, sc_rounded);
+    grad_weight_term = (dy * x) * (x * sc);  // not x*x: it may overflow where s*c is 0
   }
 };
 
