@@ -109,6 +109,16 @@ inline Floats tanh(const Floats& x) {
   return Floats::blendv(signed_large, series, a < Floats(0.625f));
 }
 
+// t = 1/(1 + z/2) and q(t), Numerical Recipes' erfcc fit: erfc(z) = t*exp(-z^2 + q(t)) for
+// z >= 0, fractional error < 1.2e-7.
+inline Floats erfc_t(const Floats& z) {
+  return Floats(1.f) / at::vec::fmadd(Floats(0.5f), z, Floats(1.f));
+}
+inline Floats erfc_fit(const Floats& t) {
+  return horner(t, {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+                    -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f});
+}
+
 // erfc(x + x_lo), x_lo a correction below x's last place (the rounding error of a scaled
 // argument: in the tail it moves z^2 by 2*z*x_lo, 8e-6 relative at z = 9 for half an ulp).
 // For z = |x|, t = 1/(1 + z/2), erfc(z) = t*exp(-z^2 + q(t)) with the Chebyshev fit q of
@@ -117,10 +127,8 @@ inline Floats tanh(const Floats& x) {
 inline Floats erfc(const Floats& x, const Floats& x_lo) {
   const Floats z = x.abs();
   const Floats z_lo = Floats::blendv(x_lo, x_lo.neg(), x < Floats(0.f));
-  const Floats t = Floats(1.f) / at::vec::fmadd(Floats(0.5f), z, Floats(1.f));
-  const Floats q = horner(t, {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
-                              -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f,
-                              -1.26551223f});
+  const Floats t = erfc_t(z);
+  const Floats q = erfc_fit(t);
   const Floats z2 = z * z;
   // (z + z_lo)^2 - z2: z*z - z2 exactly, plus 2*z*z_lo (0 where z2 is infinite: inf - inf
   // would make erfc(+-inf) NaN)
@@ -259,22 +267,27 @@ inline Floats normal_cdf(const Floats& x) {
   return Floats(0.5f) * erfc(z, z_lo);
 }
 
-// Phi(x) + x*phi(x) (gelu's derivative), phi(x) = exp(-x^2/2)/sqrt(2 pi) with x^2 carried in
-// two parts. Near its zero x0 = -0.7518 the two terms cancel: their float errors (a few ulps
-// of Phi(x0) = 0.23) are 1e-5 of the result at 2e-3 from x0. Within 1/4 of x0 it is its
-// Taylor series at x0 through (x - x0)^9 (mpmath, 50 digits: tools/gelu_slope_series.py),
-// with x0 in two parts: within ~3 ulps there.
+// Phi(x) + x*phi(x) (gelu's derivative), phi(x) = exp(-x^2/2)/sqrt(2 pi), sharing that exp:
+// with z = |x|/sqrt2, erfc(z) = t*exp(-x^2/2)*exp(q(t)) (erfc_fit), Phi(x) = erfc(z)/2 for
+// x < 0, 1 - erfc(z)/2 else; x^2 is carried in two parts into the exp. Near its zero
+// x0 = -0.7518 the two terms cancel: their float errors (a few ulps of Phi(x0) = 0.23) are
+// 1e-5 of the result at 2e-3 from x0. Within 1/4 of x0 it is its Taylor series at x0 through
+// (x - x0)^9 (mpmath, 50 digits: tools/gelu_slope_series.py), x0 in two parts: ~3 ulps there.
 inline Floats cdf_plus_x_pdf(const Floats& x) {
   const Floats x2 = x * x;
   const Floats x2_error = Floats::blendv(at::vec::fmsub(x, x, x2), Floats(0.f),
                                          x2 == Floats(std::numeric_limits<float>::infinity()));
-  const Floats pdf = Floats(0.39894228f) * exp_sum(x2 * Floats(-0.5f), x2_error * Floats(-0.5f));
+  const Floats gauss = exp_sum(x2 * Floats(-0.5f), x2_error * Floats(-0.5f));  // exp(-x^2/2)
+  const Floats t_erfc = erfc_t(x.abs() * Floats(-kMinusSqrt1_2Hi));
+  const Floats half_tail = Floats(0.5f) * t_erfc * gauss * exp_nonpositive(erfc_fit(t_erfc));
+  const Floats cdf = Floats::blendv(Floats(1.f) - half_tail, half_tail, x < Floats(0.f));
+  const Floats pdf = Floats(0.39894228f) * gauss;
   const Floats t = (x - Floats(-0.75179154f)) - Floats(1.211445e-08f);  // x - x0_hi is exact
   const Floats series =
       t * horner(t, {-7.44826859e-04f, -2.23953812e-03f, 4.53922851e-03f, 1.94216799e-02f,
                      -1.47715220e-02f, -1.14008233e-01f, -1.81996766e-02f, 3.88284981e-01f,
                      4.31493998e-01f});
-  return Floats::blendv(normal_cdf(x) + x * pdf, series, t.abs() <= Floats(0.25f));
+  return Floats::blendv(cdf + x * pdf, series, t.abs() <= Floats(0.25f));
 }
 
 }  // namespace vec_float_math
