@@ -1,7 +1,8 @@
-// exp, tanh, erfc and log1p on float SIMD vectors, written with at::vec operations only (so one
-// definition serves AVX2 and AVX-512), inline and branch-free. SLEEF's versions are calls
-// with special-case handling that cost 2-3x more per element; these stay within ~2 ulp.
-// Included by vectorized_impl.h under the per-instruction-set target pragma.
+// exp, tanh and erfc on float SIMD vectors, and the compound primitives of functors.h
+// (a + log1p(exp(z)), tanh(softplus(x)), Phi(x), Phi(x) + x*phi(x)), written with at::vec
+// operations only (so one definition serves AVX2 and AVX-512), inline and branch-free.
+// SLEEF's versions are calls with special-case handling that cost 2-3x more per element;
+// these stay within ~2 ulp, the compound ones round about once.
 #pragma once
 
 #include <ATen/cpu/vec/vec.h>
@@ -140,40 +141,6 @@ inline Floats erfc(const Floats& x, const Floats& x_lo) {
 }
 
 inline Floats erfc(const Floats& x) { return erfc(x, Floats(0.f)); }
-
-// log1p(y) = log(u) - ((u - 1) - y)/u with u = 1 + y (the quotient restores what rounding
-// 1 + y lost), log(u) from u = m*2^e, m in [sqrt(1/2), sqrt(2)): log(m) by Cephes' logf
-// polynomial in m - 1, plus e*ln 2 in two parts. u = 0, inf, NaN and u < 0 by blends.
-inline Floats log1p(const Floats& y) {
-  const Floats u = y + Floats(1.f);
-  const Ints bits = at::vec::cast<int32_t>(u);
-  Floats e = at::vec::convert_to_fp_of_same_size<float>((bits >> Ints(23)) - Ints(126));
-  Floats m = at::vec::cast<float>((bits & Ints(static_cast<int32_t>(0x807FFFFFu))) | Ints(0x3F000000));  // [0.5, 1)
-  const Floats low = m < Floats(0.707106781186547524f);
-  e = e - (low & Floats(1.f));
-  m = m + (low & m) - Floats(1.f);  // m - 1 in [sqrt(1/2) - 1, sqrt(2) - 1)
-  const Floats z = m * m;
-  const Floats p = horner(m, {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f,
-                              -1.2420140846e-1f, 1.4249322787e-1f, -1.6668057665e-1f,
-                              2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f});
-  Floats r = m * z * p;
-  r = at::vec::fmadd(e, Floats(kLn2Lo), r);
-  r = at::vec::fmadd(z, Floats(-0.5f), r);
-  const Floats log_u = at::vec::fmadd(e, Floats(kLn2Hi), m + r);
-  const Floats via_log = log_u - ((u - Floats(1.f)) - y) / u;
-  // -0.5 <= y <= 1 (the exp(-|x|) of softplus and logsigmoid): log1p(y) = 2*atanh(s),
-  // s = y/(2 + y), |s| <= 1/3, by its odd series through s^15; y itself never rounds.
-  const Floats sv = y / (y + Floats(2.f));
-  const Floats s2 = sv * sv;
-  const Floats a =
-      horner(s2, {2.f / 15.f, 2.f / 13.f, 2.f / 11.f, 2.f / 9.f, 2.f / 7.f, 2.f / 5.f, 2.f / 3.f});
-  const Floats via_series = at::vec::fmadd(sv * s2, a, sv + sv);
-  const Floats result = Floats::blendv(via_log, via_series, (y >= Floats(-0.5f)) & (y <= Floats(1.f)));
-  const Floats kInf(std::numeric_limits<float>::infinity());
-  Floats special = Floats::blendv(Floats(std::numeric_limits<float>::quiet_NaN()), u, u == kInf);
-  special = Floats::blendv(special, kInf.neg(), u == Floats(0.f));
-  return Floats::blendv(special, result, (u > Floats(0.f)) & (u < kInf));
-}
 
 // ---------------------------------------------------------------------------------------
 // Double-float arithmetic: a value carried as hi + lo, for the compound primitives below,

@@ -110,7 +110,6 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   static V exp_nonpositive(const V& x) { return vec_float_math::exp_nonpositive(x); }
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
   static V erfc(const V& x) { return vec_float_math::erfc(x); }
-  static V log1p(const V& x) { return vec_float_math::log1p(x); }
   static V add_log1p_exp(const V& a, const V& z) { return vec_float_math::add_log1p_exp(a, z); }
   static V tanh_softplus(const V& x) { return vec_float_math::tanh_softplus(x); }
   static V normal_cdf(const V& x) { return vec_float_math::normal_cdf(x); }
