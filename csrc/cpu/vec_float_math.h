@@ -245,10 +245,10 @@ inline Floats cdf_plus_x_pdf(const Floats& x) {
   const Floats x2_error = Floats::blendv(at::vec::fmsub(x, x, x2), Floats(0.f),
                                          x2 == Floats(std::numeric_limits<float>::infinity()));
   const Floats gauss = exp_sum(x2 * Floats(-0.5f), x2_error * Floats(-0.5f));  // exp(-x^2/2)
-  const Floats t_erfc = erfc_t(x.abs() * Floats(-kMinusSqrt1_2Hi));
+  const Floats t_erfc = erfc_t(x.abs() * Floats(-kMinusSqrt1_2Hi));  // z = |x|/sqrt2
   const Floats half_tail = Floats(0.5f) * t_erfc * gauss * exp_nonpositive(erfc_fit(t_erfc));
   const Floats cdf = Floats::blendv(Floats(1.f) - half_tail, half_tail, x < Floats(0.f));
-  const Floats pdf = Floats(0.39894228f) * gauss;
+  const Floats pdf = Floats(0.39894228f) * gauss;  // 1/sqrt(2 pi)
   const Floats t = (x - Floats(-0.75179154f)) - Floats(1.211445e-08f);  // x - x0_hi is exact
   const Floats series =
       t * horner(t, {-7.44826859e-04f, -2.23953812e-03f, 4.53922851e-03f, 1.94216799e-02f,
