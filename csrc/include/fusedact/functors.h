@@ -368,7 +368,7 @@ struct Relu {
   template <class T>
   FUSEDACT_HD T forward(T x) const {
     using M = Math<T>;
-    return M::select((x > M::c(0)) | (x != x), x, M::c(0));
+    return M::select(x <= M::c(0), M::c(0), x);  // NaN fails the test and passes through
   }
   template <class T>
   FUSEDACT_HD T d1(T x) const {
