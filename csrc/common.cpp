@@ -68,7 +68,14 @@ namespace cpu {
 SimdLevel simd_level() {
   // torch's own choice for its CPU kernels: the hardware's, or ATEN_CPU_CAPABILITY's.
   static const SimdLevel level = [] {
-    const std::string capability = at::get_cpu_capability();
+    std::string capability = at::get_cpu_capability();
+    // FUSEDACT_CPU_CAPABILITY=avx2 or =default lowers ours alone (never raises it), e.g. to
+    // compare our kernels of each instruction set against an unchanged torch.
+    if (const char* ours = std::getenv("FUSEDACT_CPU_CAPABILITY")) {
+      const std::string requested = ours;
+      if (requested == "default") capability = "DEFAULT";
+      if (requested == "avx2" && capability == "AVX512") capability = "AVX2";
+    }
     if (FUSEDACT_CPU_SIMD && capability == "AVX512") return SimdLevel::kAvx512;
     if (FUSEDACT_CPU_SIMD && capability == "AVX2") return SimdLevel::kAvx2;
     return SimdLevel::kNone;

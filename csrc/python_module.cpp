@@ -17,6 +17,8 @@
 
 #include <fusedact/fusedact.h>
 
+#include "cpu/vectorized.h"
+
 namespace {
 
 // NotImplemented (the caller falls back to torch.ops) for anything but a plain tensor with
@@ -59,9 +61,23 @@ void add_default_call(std::vector<PyMethodDef>& methods, const char* name, const
                      return fusedact::name(x);                               \
                    });
 
+// `_C.cpu_kernels()`: which CPU kernels the ops run, "avx512", "avx2" or "default" (scalar).
+PyObject* cpu_kernels(PyObject*, PyObject*) {
+  switch (fusedact::cpu::simd_level()) {
+    case fusedact::cpu::SimdLevel::kAvx512:
+      return PyUnicode_FromString("avx512");
+    case fusedact::cpu::SimdLevel::kAvx2:
+      return PyUnicode_FromString("avx2");
+    case fusedact::cpu::SimdLevel::kNone:
+      break;
+  }
+  return PyUnicode_FromString("default");
+}
+
 PyMethodDef* method_table() {
   static std::vector<PyMethodDef> methods = [] {
     std::vector<PyMethodDef> methods;
+    methods.push_back({"cpu_kernels", &cpu_kernels, METH_NOARGS, nullptr});
     FUSEDACT_UNARY_OPS(FUSEDACT_DEFAULT_CALL)
     FUSEDACT_GATED_OPS(FUSEDACT_DEFAULT_CALL)
     methods.push_back({nullptr, nullptr, 0, nullptr});
