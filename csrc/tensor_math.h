@@ -12,7 +12,7 @@
 namespace fusedact {
 
 template <>
-struct Math<at::Tensor> {
+struct Math<at::Tensor> : CompoundMembers<at::Tensor, at::Tensor> {
   static double c(double v) { return v; }
   static at::Tensor exp(const at::Tensor& x) { return at::exp(x); }
   static at::Tensor erfc(const at::Tensor& x) { return at::erfc(x); }
@@ -23,10 +23,6 @@ struct Math<at::Tensor> {
   }
   static at::Tensor zero_like(const at::Tensor& x) { return at::zeros_like(x); }
   static at::Tensor full_like(const at::Tensor& x, double v) { return at::full_like(x, v); }
-  static at::Tensor normal_cdf(const at::Tensor& x) { return Compound<at::Tensor>::normal_cdf(x); }
-  static at::Tensor cdf_plus_x_pdf(const at::Tensor& x) {
-    return Compound<at::Tensor>::cdf_plus_x_pdf(x);
-  }
   template <class A, class B>
   static at::Tensor select(const at::Tensor& condition, const A& if_true, const B& if_false) {
     return at::where(condition, if_true, if_false);

@@ -78,7 +78,7 @@ namespace fusedact {
 
 // The functors' primitives on SIMD vectors: SLEEF's 1-ulp functions, blend for select.
 template <class S>
-struct VectorMath {
+struct VectorMath : CompoundMembers<at::vec::Vectorized<S>, at::vec::Vectorized<S>> {
   using V = at::vec::Vectorized<S>;
   static V c(double v) { return V(static_cast<S>(v)); }
   static V exp(const V& x) { return x.exp(); }
@@ -106,10 +106,6 @@ struct VectorMath {
 #endif
     return V::blendv(if_false, if_true, mask);
   }
-  static V add_log1p_exp(const V& a, const V& z) { return Compound<V>::add_log1p_exp(a, z); }
-  static V tanh_softplus(const V& x) { return Compound<V>::tanh_softplus(x); }
-  static V normal_cdf(const V& x) { return Compound<V>::normal_cdf(x); }
-  static V cdf_plus_x_pdf(const V& x) { return Compound<V>::cdf_plus_x_pdf(x); }
 };
 template <class S>
 struct Math<at::vec::Vectorized<S>> : VectorMath<S> {};

@@ -92,8 +92,20 @@ struct CompoundType<float> {  // host only: the CUDA kernels keep their math in 
 };
 #endif
 
+// The compound primitives as members of a Math: Compound's formulas evaluated in W (by
+// default CompoundType's: double for float on the host) and rounded back to T once.
+template <class T, class W = typename CompoundType<T>::type>
+struct CompoundMembers {
+  FUSEDACT_HD static T add_log1p_exp(T a, T z) {
+    return T(Compound<W>::add_log1p_exp(W(a), W(z)));
+  }
+  FUSEDACT_HD static T tanh_softplus(T x) { return T(Compound<W>::tanh_softplus(W(x))); }
+  FUSEDACT_HD static T normal_cdf(T x) { return T(Compound<W>::normal_cdf(W(x))); }
+  FUSEDACT_HD static T cdf_plus_x_pdf(T x) { return T(Compound<W>::cdf_plus_x_pdf(W(x))); }
+};
+
 template <class T>
-struct ScalarMath {
+struct ScalarMath : CompoundMembers<T> {
   FUSEDACT_HD static constexpr T c(double v) { return T(v); }
   FUSEDACT_HD static T exp(T x) { return std::exp(x); }
   // exp where x <= 0 or NaN; vector types may skip exp's overflow handling.
@@ -109,22 +121,6 @@ struct ScalarMath {
   FUSEDACT_HD static T full_like(T, double v) { return T(v); }
   FUSEDACT_HD static T select(bool condition, T if_true, T if_false) {
     return condition ? if_true : if_false;
-  }
-  FUSEDACT_HD static T add_log1p_exp(T a, T z) {
-    using W = typename CompoundType<T>::type;
-    return T(Compound<W>::add_log1p_exp(W(a), W(z)));
-  }
-  FUSEDACT_HD static T tanh_softplus(T x) {
-    using W = typename CompoundType<T>::type;
-    return T(Compound<W>::tanh_softplus(W(x)));
-  }
-  FUSEDACT_HD static T normal_cdf(T x) {
-    using W = typename CompoundType<T>::type;
-    return T(Compound<W>::normal_cdf(W(x)));
-  }
-  FUSEDACT_HD static T cdf_plus_x_pdf(T x) {
-    using W = typename CompoundType<T>::type;
-    return T(Compound<W>::cdf_plus_x_pdf(W(x)));
   }
 };
 template <>
