@@ -15,6 +15,7 @@ template <>
 struct Math<at::Tensor> : CompoundMembers<at::Tensor, at::Tensor> {
   static double c(double v) { return v; }
   static at::Tensor exp(const at::Tensor& x) { return at::exp(x); }
+  static at::Tensor exp_nonpositive(const at::Tensor& x) { return at::exp(x); }
   static at::Tensor erfc(const at::Tensor& x) { return at::erfc(x); }
   static at::Tensor tanh(const at::Tensor& x) { return at::tanh(x); }
   static at::Tensor abs(const at::Tensor& x) { return at::abs(x); }

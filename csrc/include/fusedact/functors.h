@@ -62,7 +62,7 @@ struct Math;
 template <class T, class M = Math<T>>
 struct Compound {
   // a + log1p(exp(z)) for z <= 0 (exp(z) <= 1: no overflow): the softplus family's tail.
-  FUSEDACT_HD static T add_log1p_exp(T a, T z) { return a + M::log1p(M::exp(z)); }
+  FUSEDACT_HD static T add_log1p_exp(T a, T z) { return a + M::log1p(M::exp_nonpositive(z)); }
   // tanh(softplus(x)) = n/(n + 2) with n = e^x (e^x + 2) (one exp), where e^x is finite.
   FUSEDACT_HD static T tanh_softplus(T x) {
     const T e = M::exp(x);
@@ -77,7 +77,7 @@ struct Compound {
   // Phi(x) + x*phi(x), phi the standard normal's pdf (gelu's derivative). The two terms
   // cancel near its zero at x = -0.7518, where the float SIMD vectors use a Taylor series.
   FUSEDACT_HD static T cdf_plus_x_pdf(T x) {
-    const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
+    const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp_nonpositive(M::c(-0.5) * x * x);
     return M::normal_cdf(x) + x * pdf;
   }
 };
@@ -163,7 +163,7 @@ template <class T>
 FUSEDACT_HD void tanh_sech2(T u, T& t, T& sech2) {
   using M = Math<T>;
   t = M::tanh(u);
-  const T e = M::exp(M::c(-2) * M::abs(u));
+  const T e = M::exp_nonpositive(M::c(-2) * M::abs(u));
   sech2 = M::select(M::abs(t) == M::c(1), M::c(0), M::c(4) * e / ((M::c(1) + e) * (M::c(1) + e)));
 }
 
@@ -180,7 +180,7 @@ FUSEDACT_HD auto is_finite(T x) {
 template <class T>
 FUSEDACT_HD void sigmoid_pair(T v, T& s, T& one_minus_s) {
   using M = Math<T>;
-  const T e = M::exp(-M::abs(v));
+  const T e = M::exp_nonpositive(-M::abs(v));
   const T near_one = M::c(1) / (M::c(1) + e), near_zero = e * near_one;
   const auto positive = v >= M::c(0);
   s = M::select(positive, near_one, near_zero);
@@ -245,7 +245,7 @@ struct Gelu {
       return M::select((sc == M::c(0)) & is_finite(x), M::c(0),
                        M::c(4) * sc * (du + M::c(0.5) * x * ddu - x * (s - one_minus_s) * du * du));
     }
-    const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp(M::c(-0.5) * x * x);
+    const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp_nonpositive(M::c(-0.5) * x * x);
     return pdf * (M::c(2) - x * x);
   }
 };
@@ -709,13 +709,13 @@ struct Logsigmoid {
   template <class T>
   FUSEDACT_HD T d1(T x) const {
     using M = Math<T>;
-    const T z = M::exp(-M::abs(x)), q = z / (M::c(1) + z);
+    const T z = M::exp_nonpositive(-M::abs(x)), q = z / (M::c(1) + z);
     return M::select(x < M::c(0), M::c(1) - q, q);
   }
   template <class T>
   FUSEDACT_HD T d2(T x) const {
     using M = Math<T>;
-    const T z = M::exp(-M::abs(x));
+    const T z = M::exp_nonpositive(-M::abs(x));
     return -z / ((M::c(1) + z) * (M::c(1) + z));
   }
 };
