@@ -94,8 +94,8 @@ struct VectorMath : CompoundMembers<at::vec::Vectorized<S>, at::vec::Vectorized<
   static V full_like(const V&, double v) { return c(v); }
   static V select(const V& mask, const V& if_true, const V& if_false) {
 #if defined(CPU_CAPABILITY_AVX512)
-    // The mask's sign bits straight into a mask register (vpmovd2m, port 0): at::vec's
-    // blendv compares with all-ones instead, on port 5, which the comparisons also need.
+    // The mask's sign bits straight into a mask register (one vpmovd2m): at::vec's blendv
+    // compares the mask with all-ones instead.
     if constexpr (std::is_same_v<S, float>) {
       return _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(mask)), if_false,
                                   if_true);

@@ -35,7 +35,6 @@ _CHILD = textwrap.dedent("""
     import sys
     import torch
     import fusedact
-    from fusedact import registry
     sys.path.insert(0, sys.argv[3])
     import test_cpu_capabilities as t
     torch.save({"torch": torch.backends.cpu.get_cpu_capability(), "fusedact": fusedact.cpu_kernels(),
@@ -92,7 +91,7 @@ def evaluate(cases):
         else:
             y = registry.call(spec, leaf, **params)
         grads = torch.autograd.grad(y, inputs, grad, allow_unused=True)
-        results.append((y.detach(), [g for g in grads]))
+        results.append((y.detach(), list(grads)))
     return results
 
 
