@@ -1,8 +1,9 @@
 """Max and mean float32 ULP error of fusedact and of the torch built-in over a dense set of
 points, against float64 (accurate to ~1e-16 relative, far below a float32 ULP): torch's own
 float64 result, except for gelu, whose float64 forms in torch cancel in the left tail (there
-0.5*erfc(-x/sqrt2) is used). Points where the exact value is a normal float32 number, of
-200,001 evenly spaced in [-30, 30] and 200,000 normal(0, 3) draws (seed 0).
+0.5*erfc(-x/sqrt2) is used, and for the tanh form's derivative its sigmoid form). Points
+where the exact value is a normal float32 number, of 200,001 evenly spaced in [-30, 30] and
+200,000 normal(0, 3) draws (seed 0).
 Run: PYTHONPATH=python .venv/bin/python tools/ulp_scan.py"""
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,12 @@ def pdf(t):
     return torch.exp(-0.5 * t * t) / (2 * torch.pi) ** 0.5
 
 
+def tanh_gelu_slope(t):  # s*(1 + 2t(1-s)u'), s = sigmoid(2u): no 1 + tanh(u) to cancel
+    k, c = (2 / torch.pi) ** 0.5, 0.044715
+    u, du = k * (t + c * t**3), k * (1 + 3 * c * t * t)
+    return torch.sigmoid(2 * u) * (1 + 2 * t * torch.sigmoid(-2 * u) * du)
+
+
 # name -> (fusedact, torch's built-in, float64 reference)
 OPS = {
     "softplus": (lambda t: torch.ops.fusedact.softplus(t, 1.0, 20.0), F.softplus, F.softplus),
@@ -32,6 +39,9 @@ OPS = {
     "gelu'": (lambda t: torch.ops.fusedact.gelu_backward(torch.ones_like(t), t, "none"),
               lambda t: torch.ops.aten.gelu_backward(torch.ones_like(t), t),
               lambda t: cdf(t) + t * pdf(t)),
+    "gelu_tanh'": (lambda t: torch.ops.fusedact.gelu_backward(torch.ones_like(t), t, "tanh"),
+                   lambda t: torch.ops.aten.gelu_backward(torch.ones_like(t), t, approximate="tanh"),
+                   tanh_gelu_slope),
 }
 
 torch.manual_seed(0)

@@ -257,5 +257,18 @@ inline Floats cdf_plus_x_pdf(const Floats& x) {
   return Floats::blendv(cdf + x * pdf, series, t.abs() <= Floats(0.25f));
 }
 
+// The tanh form's derivative, given its float formula `formula` (Gelu::tanh_slope): within
+// 1/4 of its zero x0 = -0.7525, where the formula's terms cancel (up to 45958 ulps in
+// tools/ulp_scan.py), the Taylor series at x0 through (x - x0)^9 (tools/gelu_slope_series.py;
+// truncation below 3e-9 relative), x0 in two parts.
+inline Floats tanh_gelu_slope(const Floats& x, const Floats& formula) {
+  const Floats t = (x - Floats(-0.75246143f)) - Floats(1.1339628e-08f);  // x - x0_hi is exact
+  const Floats series =
+      t * horner(t, {-9.27442044e-04f, -2.42273184e-03f, 5.26105938e-03f, 1.96823087e-02f,
+                     -1.66193284e-02f, -1.13944486e-01f, -1.57828536e-02f, 3.87518436e-01f,
+                     4.30400103e-01f});
+  return Floats::blendv(formula, series, t.abs() <= Floats(0.25f));
+}
+
 }  // namespace vec_float_math
 }  // namespace fusedact

@@ -121,6 +121,9 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   static V tanh_softplus(const V& x) { return vec_float_math::tanh_softplus(x); }
   static V normal_cdf(const V& x) { return vec_float_math::normal_cdf(x); }
   static V cdf_plus_x_pdf(const V& x) { return vec_float_math::cdf_plus_x_pdf(x); }
+  static V tanh_gelu_slope(const V& x) {
+    return vec_float_math::tanh_gelu_slope(x, Compound<V>::tanh_gelu_slope(x));
+  }
 };
 
 namespace cpu {

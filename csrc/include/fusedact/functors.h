@@ -80,6 +80,9 @@ struct Compound {
     const T pdf = M::c(constants::kInvSqrt2Pi) * M::exp_nonpositive(M::c(-0.5) * x * x);
     return M::normal_cdf(x) + x * pdf;
   }
+  // The tanh form's derivative d/dx [x * sigmoid(2u)] (Gelu::tanh_slope, defined with Gelu).
+  // Its terms cancel near its zero at x = -0.7525, as cdf_plus_x_pdf's do.
+  FUSEDACT_HD static T tanh_gelu_slope(T x);
 };
 template <class T>
 struct CompoundType {
@@ -102,6 +105,7 @@ struct CompoundMembers {
   FUSEDACT_HD static T tanh_softplus(T x) { return T(Compound<W>::tanh_softplus(W(x))); }
   FUSEDACT_HD static T normal_cdf(T x) { return T(Compound<W>::normal_cdf(W(x))); }
   FUSEDACT_HD static T cdf_plus_x_pdf(T x) { return T(Compound<W>::cdf_plus_x_pdf(W(x))); }
+  FUSEDACT_HD static T tanh_gelu_slope(T x) { return T(Compound<W>::tanh_gelu_slope(W(x))); }
 };
 
 template <class T>
@@ -218,21 +222,23 @@ struct Gelu {
     return x * M::normal_cdf(x);
   }
 
+  // The tanh form's f' (Compound::tanh_gelu_slope). Saturated (s or 1 - s is 0), x*du may
+  // be infinite: f' is 1, or -0 (the exact value is a tiny negative number).
+  template <class T>
+  FUSEDACT_HD static T tanh_slope(T x) {
+    using M = Math<T>;
+    T du, ddu, s, one_minus_s;
+    inner(x, du, ddu, s, one_minus_s);
+    const auto finite = is_finite(x);
+    const T slope =
+        M::select((one_minus_s == M::c(0)) & finite, M::c(0), M::c(2) * x * one_minus_s * du);
+    return M::select((s == M::c(0)) & finite, M::c(-0.0), s * (M::c(1) + slope));
+  }
+
   template <class T>
   FUSEDACT_HD T d1(T x) const {
     using M = Math<T>;
-    using namespace constants;
-    if (tanh_approx) {
-      T du, ddu, s, one_minus_s;
-      inner(x, du, ddu, s, one_minus_s);
-      // Saturated (s or 1 - s is 0), x*du may be infinite: f' is 1, or -0 (the exact value
-      // is a tiny negative number).
-      const auto finite = is_finite(x);
-      const T slope =
-          M::select((one_minus_s == M::c(0)) & finite, M::c(0), M::c(2) * x * one_minus_s * du);
-      return M::select((s == M::c(0)) & finite, M::c(-0.0), s * (M::c(1) + slope));
-    }
-    return M::cdf_plus_x_pdf(x);
+    return tanh_approx ? M::tanh_gelu_slope(x) : M::cdf_plus_x_pdf(x);
   }
 
   template <class T>
@@ -249,6 +255,11 @@ struct Gelu {
     return pdf * (M::c(2) - x * x);
   }
 };
+
+template <class T, class M>
+FUSEDACT_HD T Compound<T, M>::tanh_gelu_slope(T x) {
+  return Gelu::tanh_slope(x);
+}
 
 // sigmoid: s = 1/(1+e^-x);  s' = s*(1-s);  s'' = s*(1-s)*(1-2s). Backward from the
 // output y = s, as torch's sigmoid_backward: f' = y*(1-y), d(f')/dy = 1 - 2y.
