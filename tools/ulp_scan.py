@@ -35,6 +35,9 @@ OPS = {
     "softplus": (lambda t: torch.ops.fusedact.softplus(t, 1.0, 20.0), F.softplus, F.softplus),
     "logsigmoid": (torch.ops.fusedact.logsigmoid, F.logsigmoid, F.logsigmoid),
     "mish": (torch.ops.fusedact.mish, F.mish, F.mish),
+    "elu": (torch.ops.fusedact.elu, F.elu, F.elu),
+    "celu(-2)": (lambda t: torch.ops.fusedact.celu(t, -2.0), lambda t: F.celu(t, -2.0),
+                 lambda t: F.celu(t, -2.0)),  # a negative alpha: expm1 of positive arguments
     "gelu": (lambda t: torch.ops.fusedact.gelu(t, "none"), F.gelu, lambda t: t * cdf(t)),
     "gelu'": (lambda t: torch.ops.fusedact.gelu_backward(torch.ones_like(t), t, "none"),
               lambda t: torch.ops.aten.gelu_backward(torch.ones_like(t), t),

@@ -93,15 +93,14 @@ struct VectorMath : CompoundMembers<at::vec::Vectorized<S>, at::vec::Vectorized<
   static V zero_like(const V&) { return V(S(0)); }
   static V full_like(const V&, double v) { return c(v); }
   static V select(const V& mask, const V& if_true, const V& if_false) {
-#if defined(CPU_CAPABILITY_AVX512)
-    // The mask's sign bits straight into a mask register (one vpmovd2m): at::vec's blendv
-    // compares the mask with all-ones instead.
     if constexpr (std::is_same_v<S, float>) {
-      return _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(mask)), if_false,
-                                  if_true);
-    } else if constexpr (std::is_same_v<S, double>) {
-      return _mm512_mask_blend_pd(_mm512_movepi64_mask(_mm512_castpd_si512(mask)), if_false,
-                                  if_true);
+      return vec_float_math::select(mask, if_true, if_false);
+    }
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (std::is_same_v<S, double>) {  // vec_float_math::select's bitwise select
+      return _mm512_castsi512_pd(_mm512_ternarylogic_epi64(_mm512_castpd_si512(mask),
+                                                           _mm512_castpd_si512(if_true),
+                                                           _mm512_castpd_si512(if_false), 0xCA));
     }
 #endif
     return V::blendv(if_false, if_true, mask);
@@ -115,6 +114,7 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   using V = at::vec::Vectorized<float>;
   static V exp(const V& x) { return vec_float_math::exp(x); }
   static V exp_nonpositive(const V& x) { return vec_float_math::exp_nonpositive(x); }
+  static V expm1(const V& x) { return vec_float_math::expm1(x); }
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
   static V erfc(const V& x) { return vec_float_math::erfc(x); }
   static V add_log1p_exp(const V& a, const V& z) { return vec_float_math::add_log1p_exp(a, z); }
