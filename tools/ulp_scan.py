@@ -43,7 +43,8 @@ OPS = {
               lambda t: torch.ops.aten.gelu_backward(torch.ones_like(t), t),
               lambda t: cdf(t) + t * pdf(t)),
     "gelu_tanh'": (lambda t: torch.ops.fusedact.gelu_backward(torch.ones_like(t), t, "tanh"),
-                   lambda t: torch.ops.aten.gelu_backward(torch.ones_like(t), t, approximate="tanh"),
+                   lambda t: torch.ops.aten.gelu_backward(torch.ones_like(t), t,
+                                                          approximate="tanh"),
                    tanh_gelu_slope),
 }
 
