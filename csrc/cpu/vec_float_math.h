@@ -18,8 +18,8 @@ using Ints = at::vec::Vectorized<int32_t>;
 
 // mask ? if_true : if_false lane by lane, for masks of all-ones or all-zero lanes (what the
 // comparisons give): the functors' select. AVX-512: one bitwise select (vpternlogd). Moving
-// the mask's sign bits into a mask register (vpmovd2m) for a masked blend was 3x slower on
-// hardswish forward in cache (tools/kernel_bench.cpp: 0.57 vs 0.20 ns per element). The
+// the mask's sign bits into a mask register (vpmovd2m) for a masked blend was 2x slower on
+// hardswish forward in cache (tools/kernel_bench.cpp: 0.60 vs 0.30 ns per element). The
 // functions below keep at::vec's blendv: with this select there, gelu's backward was 13%
 // slower (the compiler then spilled more of its registers).
 inline Floats select(const Floats& mask, const Floats& if_true, const Floats& if_false) {
