@@ -489,18 +489,6 @@ _CPU_MEMORY_OK: Optional[bool] = None
 _CPU_MEMORY_NOTE = ""
 
 
-def _cpu_page_note() -> str:
-    """How the CPU outputs get their pages, which is most of a large memory-bound op's time."""
-    ours = ("fusedact advises its outputs of 32 MiB or more for transparent huge pages "
-            "(FUSEDACT_HUGE_PAGES=0 turns that off)" if os.environ.get("FUSEDACT_HUGE_PAGES") != "0"
-            else "FUSEDACT_HUGE_PAGES=0: fusedact's outputs have 4 KiB pages")
-    theirs = ("THP_MEM_ALLOC_ENABLE=1: torch's allocator gives torch's tensors (the copy's too) huge pages"
-              if os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
-              else "torch's outputs and the copy's have 4 KiB pages (torch's THP_MEM_ALLOC_ENABLE=1 would give "
-                   "them huge pages)")
-    return f"{ours}; {theirs}"
-
-
 def cpu_memory_reliable() -> bool:
     """Self-check of the profiler's allocation records: an out-of-place op of a known size
     and a temporary inside a function must come out exactly."""
@@ -1198,7 +1186,10 @@ def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) ->
     if not any(c.spec.name == "glu" for c in cases):
         baselines.remove("builtin")
     if device.type == "cpu":
-        notes.append(_cpu_page_note())
+        notes.append("pages: THP_MEM_ALLOC_ENABLE=1, torch's allocator gives every tensor of 2 MiB or more "
+                     "(fusedact's outputs too) transparent huge pages" if os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
+                     else "pages: 4 KiB; a large op's time is then mostly its fresh output's page faults "
+                          "(benchmarks/first_touch.py), which shrinks the ratios toward 1")
     if device.type == "cpu" and any(c.spec.kind == "gated" for c in cases):
         cpu_memory_reliable()
         notes.append(_CPU_MEMORY_NOTE)

@@ -7,8 +7,10 @@ them toward 1.
 
 Prints the median of 15 calls of each: writing into a fresh tensor vs into a reused one,
 x.clone() vs copy_ into a reused tensor, x.exp() vs torch.exp(x, out=reused), and (Linux)
-a fresh tensor advised for transparent huge pages before its first write, as fusedact does
-for its outputs of 32 MiB or more.
+a fresh tensor advised for transparent huge pages before its first write, as torch's
+allocator does for every tensor under THP_MEM_ALLOC_ENABLE=1. (fusedact does not advise its
+outputs itself: on a VM that reports freed memory to its host, huge pages re-faulted from
+there stalled 50-100 ms, see the README.)
 """
 
 import argparse

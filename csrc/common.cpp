@@ -3,13 +3,8 @@
 #include <ATen/Version.h>
 
 #include <cmath>
-#include <cstdint>
 #include <cstdlib>
 #include <limits>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace fusedact {
 
@@ -188,44 +183,10 @@ static Tensor maybe_fill(Tensor out) {
   return out.fill_(std::numeric_limits<double>::quiet_NaN());
 }
 
-static bool huge_pages_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("FUSEDACT_HUGE_PAGES");
-    return value == nullptr || std::string(value) != "0";
-  }();
-  return enabled;
-}
-
-// A large CPU output is written whole by its kernel, and at 4 KiB pages its first touch
-// costs a page fault per page: more than the kernel itself for the simple ops (a 64 MiB
-// float32 copy into a fresh buffer, 2 threads: 15.7 ms, 8.4 ms with 2 MiB pages). So the
-// output's 2 MiB-aligned interior is marked for transparent huge pages before it is
-// touched (Linux, THP in "madvise" or "always" mode). Only from 32 MiB on: glibc serves
-// those by a mapping of their own (its largest mmap threshold), so the advice dies with
-// the tensor instead of splitting the heap's mapping. FUSEDACT_HUGE_PAGES=0 turns it off.
-static constexpr int64_t kHugePageBytes = int64_t{1} << 21;
-static constexpr int64_t kHugePageMinOutputBytes = int64_t{32} << 20;
-
-static Tensor advise_huge_pages(Tensor out) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (!out.device().is_cpu() || !out.has_storage() || !huge_pages_enabled()) return out;
-  const int64_t bytes = static_cast<int64_t>(out.storage().nbytes());
-  if (bytes < kHugePageMinOutputBytes) return out;
-  const auto begin = reinterpret_cast<uintptr_t>(out.storage().data());
-  const uintptr_t first = (begin + kHugePageBytes - 1) & ~uintptr_t(kHugePageBytes - 1);
-  const uintptr_t last = (begin + bytes) & ~uintptr_t(kHugePageBytes - 1);
-  // A hint: where the kernel refuses it (THP off, an old kernel), pages stay 4 KiB.
-  if (last > first) (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-#endif
-  return out;
-}
-
-Tensor new_output(const Tensor& like) {
-  return maybe_fill(advise_huge_pages(at::empty_like(like)));
-}
+Tensor new_output(const Tensor& like) { return maybe_fill(at::empty_like(like)); }
 
 Tensor new_output(const Tensor& like, c10::SymIntArrayRef sizes) {
-  return maybe_fill(advise_huge_pages(at::empty_symint(sizes, like.options())));
+  return maybe_fill(at::empty_symint(sizes, like.options()));
 }
 
 Tensor in_layout_of(const Tensor& t, const Tensor& layout) {
