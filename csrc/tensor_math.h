@@ -22,6 +22,7 @@ struct Math<at::Tensor> : CompoundMembers<at::Tensor, at::Tensor> {
   static at::Tensor fma(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
     return a * b + c;  // autograd's graph; the one-rounding property is not needed on tensors
   }
+  static at::Tensor divide(const at::Tensor& a, double b) { return a / b; }
   static at::Tensor zero_like(const at::Tensor& x) { return at::zeros_like(x); }
   static at::Tensor full_like(const at::Tensor& x, double v) { return at::full_like(x, v); }
   template <class A, class B>

@@ -32,6 +32,27 @@ inline Floats select(const Floats& mask, const Floats& if_true, const Floats& if
 #endif
 }
 
+// a/b for b = 3 or 6, as the division rounds it: q = a*(1/b), then q + (a - q*b)*(1/b),
+// the remainder exact by fma (Markstein's correction). Checked against a/b for every finite
+// float a (a C loop, 2026-11-23): identical wherever the quotient is a normal number. Zero,
+// subnormal and infinite quotients keep q (the correction would turn -0 into +0 and inf
+// into NaN); a subnormal one may then be one step off the division. A vdivps was most of
+// hardsigmoid's and hardswish's time (hardswish forward in cache: 0.27 -> 0.17 ns/element).
+inline Floats divide(const Floats& a, float b) {
+  const Floats reciprocal(1.f / b);
+  const Floats q = a * reciprocal;
+  const Floats corrected = at::vec::fmadd(at::vec::fnmadd(q, Floats(b), a), reciprocal, q);
+#if defined(CPU_CAPABILITY_AVX512)
+  // fpclass: +-0 (0x02, 0x04), +-inf (0x08, 0x10), subnormal (0x20)
+  return _mm512_mask_mov_ps(corrected, _mm512_fpclass_ps_mask(q, 0x3E), q);
+#else
+  const Floats magnitude = q.abs();
+  return Floats::blendv(corrected, q,
+                        (magnitude < Floats(std::numeric_limits<float>::min())) |
+                            (magnitude == Floats(std::numeric_limits<float>::infinity())));
+#endif
+}
+
 // c[0]*x^(N-1) + c[1]*x^(N-2) + ... + c[N-1] by Horner's rule, one fmadd per coefficient.
 template <size_t N>
 inline Floats horner(const Floats& x, const float (&c)[N]) {

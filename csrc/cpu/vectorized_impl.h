@@ -87,6 +87,7 @@ struct VectorMath : CompoundMembers<at::vec::Vectorized<S>, at::vec::Vectorized<
   static V log1p(const V& x) { return x.log1p(); }
   static V log(const V& x) { return x.log(); }
   static V fma(const V& a, const V& b, const V& c) { return at::vec::fmadd(a, b, c); }
+  static V divide(const V& a, double b) { return a / c(b); }
   static V erfc(const V& x) { return x.erfc(); }
   static V tanh(const V& x) { return x.tanh(); }
   static V abs(const V& x) { return x.abs(); }
@@ -115,6 +116,7 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   static V exp(const V& x) { return vec_float_math::exp(x); }
   static V exp_nonpositive(const V& x) { return vec_float_math::exp_nonpositive(x); }
   static V expm1(const V& x) { return vec_float_math::expm1(x); }
+  static V divide(const V& a, double b) { return vec_float_math::divide(a, static_cast<float>(b)); }
   static V tanh(const V& x) { return vec_float_math::tanh(x); }
   static V erfc(const V& x) { return vec_float_math::erfc(x); }
   static V add_log1p_exp(const V& a, const V& z) { return vec_float_math::add_log1p_exp(a, z); }
