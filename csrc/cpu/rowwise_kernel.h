@@ -71,8 +71,9 @@ int64_t part_lanes(int64_t count, int part) {
 }
 
 // One row of n contiguous elements.
-template <class L, class scalar_t>
-void forward_row(RowActivation act, const scalar_t* x, scalar_t* y, int64_t n) {
+template <class L, class Act, class scalar_t>
+void forward_row(Act, const scalar_t* x, scalar_t* y, int64_t n) {
+  constexpr RowActivation act = Act::value;
   using V = typename L::V;
   using opmath = typename L::opmath;
   constexpr int P = L::kParts;
@@ -131,9 +132,10 @@ void forward_row(RowActivation act, const scalar_t* x, scalar_t* y, int64_t n) {
 }
 
 // Columns [c, c + count) of one [n, inner] slice, count <= L::kStep; each lane is a row.
-template <class L, class scalar_t>
-void forward_columns(RowActivation act, const scalar_t* x, scalar_t* y, int64_t n,
+template <class L, class Act, class scalar_t>
+void forward_columns(Act, const scalar_t* x, scalar_t* y, int64_t n,
                      int64_t inner, int64_t count) {
+  constexpr RowActivation act = Act::value;
   using V = typename L::V;
   using opmath = typename L::opmath;
   constexpr int P = L::kParts;
@@ -162,9 +164,10 @@ void forward_columns(RowActivation act, const scalar_t* x, scalar_t* y, int64_t 
   }
 }
 
-template <class L, class scalar_t>
-void backward_row(RowActivation act, const scalar_t* grad_output, const scalar_t* output,
+template <class L, class Act, class scalar_t>
+void backward_row(Act, const scalar_t* grad_output, const scalar_t* output,
                   scalar_t* grad_input, int64_t n) {
+  constexpr RowActivation act = Act::value;
   using V = typename L::V;
   constexpr int P = L::kParts;
   V total[P];  // unloaded lanes hold g = y = 0, whose term is 0
@@ -187,10 +190,11 @@ void backward_row(RowActivation act, const scalar_t* grad_output, const scalar_t
   }
 }
 
-template <class L, class scalar_t>
-void backward_columns(RowActivation act, const scalar_t* grad_output,
+template <class L, class Act, class scalar_t>
+void backward_columns(Act, const scalar_t* grad_output,
                       const scalar_t* output, scalar_t* grad_input, int64_t n, int64_t inner,
                       int64_t count) {
+  constexpr RowActivation act = Act::value;
   using V = typename L::V;
   constexpr int P = L::kParts;
   V total[P];
@@ -206,6 +210,23 @@ void backward_columns(RowActivation act, const scalar_t* grad_output,
     L::load(output + j * inner, count, y);
     for (int p = 0; p < P; ++p) g[p] = act.backward(g[p], y[p], total[p]);
     L::store(grad_input + j * inner, count, g);
+  }
+}
+
+// The activation as a compile-time constant: the kernels' branches on its flags (softmax
+// or log_softmax, softmin's negation) then fold away instead of being tested in every loop.
+template <bool kLog, bool kNegate>
+struct ConstantActivation {
+  static constexpr RowActivation value{kLog, kNegate};
+};
+
+// fn(ConstantActivation<act.log, act.negate>{}).
+template <class Fn>
+void with_constant_activation(RowActivation act, const Fn& fn) {
+  if (act.log) {
+    act.negate ? fn(ConstantActivation<true, true>{}) : fn(ConstantActivation<true, false>{});
+  } else {
+    act.negate ? fn(ConstantActivation<false, true>{}) : fn(ConstantActivation<false, false>{});
   }
 }
 
@@ -234,25 +255,29 @@ void for_each_row(int64_t outer, int64_t n, int64_t inner, const Row& row) {
 template <class L, class scalar_t>
 void forward(RowActivation act, const scalar_t* input, scalar_t* output, int64_t outer,
              int64_t n, int64_t inner) {
-  for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
-    if (inner == 1) {
-      forward_row<L>(act, input + offset, output + offset, n);
-    } else {
-      forward_columns<L>(act, input + offset, output + offset, n, inner, count);
-    }
+  with_constant_activation(act, [&](auto constant) {
+    for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
+      if (inner == 1) {
+        forward_row<L>(constant, input + offset, output + offset, n);
+      } else {
+        forward_columns<L>(constant, input + offset, output + offset, n, inner, count);
+      }
+    });
   });
 }
 
 template <class L, class scalar_t>
 void backward(RowActivation act, const scalar_t* grad_output, const scalar_t* output,
               scalar_t* grad_input, int64_t outer, int64_t n, int64_t inner) {
-  for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
-    if (inner == 1) {
-      backward_row<L>(act, grad_output + offset, output + offset, grad_input + offset, n);
-    } else {
-      backward_columns<L>(act, grad_output + offset, output + offset, grad_input + offset, n,
-                          inner, count);
-    }
+  with_constant_activation(act, [&](auto constant) {
+    for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
+      if (inner == 1) {
+        backward_row<L>(constant, grad_output + offset, output + offset, grad_input + offset, n);
+      } else {
+        backward_columns<L>(constant, grad_output + offset, output + offset, grad_input + offset,
+                            n, inner, count);
+      }
+    });
   });
 }
 
