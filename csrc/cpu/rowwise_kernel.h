@@ -73,7 +73,7 @@ int64_t part_lanes(int64_t count, int part) {
 // One row of n contiguous elements.
 template <class L, class Act, class scalar_t>
 void forward_row(Act, const scalar_t* x, scalar_t* y, int64_t n) {
-  constexpr RowActivation act = Act::value;
+  static constexpr const RowActivation& act = Act::value;  // static: lambdas use it uncaptured
   using V = typename L::V;
   using opmath = typename L::opmath;
   constexpr int P = L::kParts;
@@ -135,7 +135,7 @@ void forward_row(Act, const scalar_t* x, scalar_t* y, int64_t n) {
 template <class L, class Act, class scalar_t>
 void forward_columns(Act, const scalar_t* x, scalar_t* y, int64_t n,
                      int64_t inner, int64_t count) {
-  constexpr RowActivation act = Act::value;
+  static constexpr const RowActivation& act = Act::value;  // static: lambdas use it uncaptured
   using V = typename L::V;
   using opmath = typename L::opmath;
   constexpr int P = L::kParts;
@@ -167,11 +167,13 @@ void forward_columns(Act, const scalar_t* x, scalar_t* y, int64_t n,
 template <class L, class Act, class scalar_t>
 void backward_row(Act, const scalar_t* grad_output, const scalar_t* output,
                   scalar_t* grad_input, int64_t n) {
-  constexpr RowActivation act = Act::value;
+  static constexpr const RowActivation& act = Act::value;  // static: lambdas use it uncaptured
   using V = typename L::V;
   constexpr int P = L::kParts;
   V total[P];  // unloaded lanes hold g = y = 0, whose term is 0
-  pairwise_sum<L>(0, (n + L::kStep - 1) / L::kStep, [&](int64_t block, V* partial) {
+  // Captured by value: V's stores may alias anything (__m512 is may_alias), so captured
+  // references were loaded again after every partial sum.
+  pairwise_sum<L>(0, (n + L::kStep - 1) / L::kStep, [grad_output, output, n](int64_t block, V* partial) {
     const int64_t j = block * L::kStep, count = std::min(L::kStep, n - j);
     V g[P], y[P];
     L::load(grad_output + j, count, g);
@@ -194,7 +196,7 @@ template <class L, class Act, class scalar_t>
 void backward_columns(Act, const scalar_t* grad_output,
                       const scalar_t* output, scalar_t* grad_input, int64_t n, int64_t inner,
                       int64_t count) {
-  constexpr RowActivation act = Act::value;
+  static constexpr const RowActivation& act = Act::value;  // static: lambdas use it uncaptured
   using V = typename L::V;
   constexpr int P = L::kParts;
   V total[P];
