@@ -109,13 +109,19 @@ inline Floats minus_n_ln2(const Floats& a, const Floats& n) {
   return at::vec::fmadd(n.neg(), Floats(kLn2Lo), at::vec::fmadd(n.neg(), Floats(kLn2Hi), a));
 }
 
+// exp(x) for x in [kExpMinArg, kExpMaxArg] (or NaN): the reduction and the polynomial,
+// no clamps: the callers below bound x, or replace the result outside that range.
+inline Floats exp_in_range(const Floats& x) {
+  const Floats n = nearest_ln2_multiple(x);
+  return exp_reduced(minus_n_ln2(x, n), n);
+}
+
 // exp(x), within ~1 ulp.
 inline Floats exp(const Floats& x) {
   // clamp_min/clamp_max pass a NaN in x on (plain max/min instructions, no NaN checks)
   const Floats clamped =
       at::vec::clamp_max(at::vec::clamp_min(x, Floats(kExpMinArg)), Floats(kExpMaxArg));
-  const Floats n = nearest_ln2_multiple(clamped);
-  const Floats result = exp_reduced(minus_n_ln2(clamped, n), n);
+  const Floats result = exp_in_range(clamped);
   return Floats::blendv(result, Floats(std::numeric_limits<float>::infinity()),
                         x > Floats(kExpMaxArg));
 }
@@ -123,8 +129,7 @@ inline Floats exp(const Floats& x) {
 // exp(x) for x <= 0 or NaN (softmax's x - max, log-probabilities): exp's arithmetic
 // without the clamps, exact 0 below kExpMinArg (-inf included), NaN for NaN.
 inline Floats exp_nonpositive(const Floats& x) {
-  const Floats n = nearest_ln2_multiple(x);
-  return Floats::blendv(exp_reduced(minus_n_ln2(x, n), n), Floats(0.f), x < Floats(kExpMinArg));
+  return Floats::blendv(exp_in_range(x), Floats(0.f), x < Floats(kExpMinArg));
 }
 
 // expm1(x) = 2^n * expm1(r) + (2^n - 1), x = n*ln2 + r, within 1.4 ulp (tools/ulp_scan.py,
@@ -161,8 +166,8 @@ inline Floats copysign(const Floats& magnitude, const Floats& sign) {
 
 // tanh: below |x| = 0.625, |x| + |x|^3 p(x^2), p of degree 5 fitted to tanh
 // (tools/tanh_series_fit.py: relative error 3e-9, 0.72 ulp in float32 arithmetic); from
-// there 1 - 2/(exp(2|x|) + 1), which loses at most one bit to the subtraction, with exp's
-// reduction alone (2|x| is held at 18.5, past which the result rounds to 1: no clamp below,
+// there 1 - 2/(exp(2|x|) + 1), which loses at most one bit to the subtraction, by
+// exp_in_range (2|x| is held at 18.5, past which the result rounds to 1: no clamp below,
 // no overflow). Then x's sign (tanh(-0) = -0). In place of a Taylor series through x^19 and
 // the full exp: 0.58 -> 0.47 ns per element in cache (tools/kernel_bench.cpp).
 inline Floats tanh(const Floats& x) {
@@ -172,9 +177,8 @@ inline Floats tanh(const Floats& x) {
                               2.1698251366615295e-2f, -5.3946271538734436e-2f,
                               0.1333320140838623f, -0.3333333134651184f});
   const Floats series = at::vec::fmadd(a, z * p, a);
-  const Floats two_a = at::vec::clamp_max(a + a, Floats(18.5f));
-  const Floats n = nearest_ln2_multiple(two_a);
-  const Floats large = Floats(1.f) - Floats(2.f) / (exp_reduced(minus_n_ln2(two_a, n), n) + Floats(1.f));
+  const Floats exp_2a = exp_in_range(at::vec::clamp_max(a + a, Floats(18.5f)));
+  const Floats large = Floats(1.f) - Floats(2.f) / (exp_2a + Floats(1.f));
   return copysign(select(a < Floats(0.625f), series, large), x);
 }
 
