@@ -11,7 +11,8 @@ there and the polynomial keeps G's relative accuracy through the zero (the const
 G at that float, tiny). Reference values in double (math.erfc; G's cancellation near a0
 costs ~1e-17 absolute).
 Prints the fit's error and that of a float32 Horner evaluation (fma emulated in double),
-then the C++ tables of csrc/cpu/normal_cdf_tables.h. Run: .venv/bin/python tools/normal_cdf_table_fit.py"""
+then the C++ tables of csrc/cpu/normal_cdf_tables.h.
+Run: .venv/bin/python tools/normal_cdf_table_fit.py"""
 import math
 
 import numpy as np
@@ -79,18 +80,18 @@ def float32_horner(coefficients, s):
 
 def main():
     centers = [float(np.float32((boundary(i) + boundary(i + 1)) / 2)) for i in range(INTERVALS)]
-    # every float32 a in [0, 7) would be 1.1e9 points; a dense sample and the boundaries
-    rng = np.random.default_rng(0)
-    check = np.concatenate([np.linspace(0, 6.99, 400001), rng.uniform(0, 6.99, 400000),
-                            0.7517915 + np.arange(-2000, 2000) * 6e-8,
-                            [boundary(i) for i in range(INTERVALS)]]).astype(np.float32)
-    check = check.astype(np.float64)
-    t = np.float32(np.float32(BETA) * check.astype(np.float32) + np.float32(ALPHA))
-    index = np.floor(check.astype(np.float32) * t).astype(np.int64)
-    tables = {}
     zero = slope_zero()
     zero_interval = next(i for i in range(INTERVALS) if boundary(i + 1) > zero)
     centers[zero_interval] = float(np.float32(zero))  # E's fit does not mind, G's needs it
+    # every float32 a in [0, 7) would be 1.1e9 points: a dense sample, the float32 neighbors
+    # of G's zero and the boundaries; each point's interval as the kernel computes it
+    rng = np.random.default_rng(0)
+    check32 = np.concatenate([np.linspace(0, 6.99, 400001), rng.uniform(0, 6.99, 400000),
+                              0.7517915 + np.arange(-2000, 2000) * 6e-8,
+                              [boundary(i) for i in range(INTERVALS)]]).astype(np.float32)
+    check = check32.astype(np.float64)
+    index = np.floor(check32 * (np.float32(BETA) * check32 + np.float32(ALPHA))).astype(np.int64)
+    tables = {}
     for name, function in (("upper tail E", upper_tail), ("gelu slope G", slope_tail)):
         coefficients, fit_errors = [], []
         for i in range(INTERVALS):
@@ -104,7 +105,7 @@ def main():
         got = np.empty_like(check)
         for i in range(INTERVALS):
             at = index == i
-            s = (check[at].astype(np.float32) - np.float32(centers[i])).astype(np.float64)
+            s = (check32[at] - np.float32(centers[i])).astype(np.float64)
             got[at] = float32_horner(coefficients[i], s)
         ulp = 2.0 ** (np.floor(np.log2(np.abs(reference))) - 23)
         worst = (np.abs(got - reference) / ulp).max()
@@ -131,6 +132,7 @@ def print_table(declaration, rows):  # rows of 32 floats, as C++
             lines(row, 8)
             print("    },")
     print("};")
+
 
 if __name__ == "__main__":
     main()

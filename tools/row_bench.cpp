@@ -66,7 +66,8 @@ template <class S>
 void shape(int64_t rows, int64_t n, at::ScalarType dtype, int reps) {
   const at::Tensor x = at::randn({rows, n}).to(dtype), g = at::randn({rows, n}).to(dtype);
   at::Tensor y = at::empty_like(x), dx = at::empty_like(x);
-  const at::Tensor softmax = at::_softmax(x, -1, false), log_softmax = at::_log_softmax(x, -1, false);
+  const at::Tensor softmax = at::_softmax(x, -1, false);
+  const at::Tensor log_softmax = at::_log_softmax(x, -1, false);
   const S* xp = x.data_ptr<S>();
   const S* gp = g.data_ptr<S>();
   S* yp = y.data_ptr<S>();

@@ -1,6 +1,8 @@
 // exp, tanh and erfc on float SIMD vectors, and the compound primitives of functors.h
-// (a + log1p(exp(z)), tanh(softplus(x)), Phi(x), Phi(x) + x*phi(x)), written with at::vec
-// operations only (so one definition serves AVX2 and AVX-512), inline and branch-free.
+// (a + log1p(exp(z)), tanh(softplus(x)), Phi(x), Phi(x) + x*phi(x)), inline, written with
+// at::vec operations (so one definition serves AVX2 and AVX-512) except where AVX-512 has a
+// cheaper way (divide's fpclass, Phi's tables; each with its AVX2 branch beside it), and
+// branch-free except Phi's tables, which leave lanes below -6.99 to the formulas.
 // SLEEF's versions are calls with special-case handling that cost 2-3x more per element;
 // these stay within ~2 ulp, the compound ones round about once.
 #pragma once
