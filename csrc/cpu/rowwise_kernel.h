@@ -36,6 +36,9 @@ namespace rowwise {
 constexpr int64_t kGrainElements = 32768;
 // Terms summed one after another at the leaves of a pairwise sum.
 constexpr int64_t kPairwiseLeaf = 16;
+// Short rows are handled up to kRowChunk at a time, as many as make kRowChunkElements
+// (backward_rows: long rows would leave the cache between the passes).
+constexpr int64_t kRowChunk = 8, kRowChunkElements = 1024;
 
 // sum = the sum of add(j, sum) over j in [begin, end) (each call adds term j into the P
 // values it is given), summed pairwise: the rounding error grows like log(n), not n, and
@@ -109,7 +112,7 @@ void forward_row(Act, const scalar_t* x, scalar_t* y, int64_t n) {
   const V row_max = L::splat(L::reduce_max(running_max));
 
   V sum[P];
-  // Captured by value, as in backward_row.
+  // Captured by value, as in backward_row_total.
   const int64_t blocks = (n + L::kStep - 1) / L::kStep;
   pairwise_sum<L>(0, blocks, [x, exps, n, row_max](int64_t block, V* partial) {
     const int64_t j = block * L::kStep, count = std::min(L::kStep, n - j);
@@ -171,9 +174,10 @@ void forward_columns(Act, const scalar_t* x, scalar_t* y, int64_t n,
   }
 }
 
+// The sum of act.accumulate_backward over one row: what backward's second pass needs.
 template <class L, class Act, class scalar_t>
-void backward_row(Act, const scalar_t* grad_output, const scalar_t* output,
-                  scalar_t* grad_input, int64_t n) {
+typename L::opmath backward_row_total(Act, const scalar_t* grad_output, const scalar_t* output,
+                                      int64_t n) {
   static constexpr const RowActivation& act = Act::value;  // static: lambdas use it uncaptured
   using V = typename L::V;
   constexpr int P = L::kParts;
@@ -189,14 +193,32 @@ void backward_row(Act, const scalar_t* grad_output, const scalar_t* output,
     for (int p = 0; p < P; ++p) partial[p] = act.accumulate_backward(partial[p], g[p], y[p]);
   }, total);
   for (int p = 1; p < P; ++p) total[0] = total[0] + total[p];
-  const V row_total = L::splat(L::reduce_sum(total[0]));
-  for (int64_t j = 0; j < n; j += L::kStep) {
-    const int64_t count = std::min(L::kStep, n - j);
-    V g[P], y[P];
-    L::load(grad_output + j, count, g);
-    L::load(output + j, count, y);
-    for (int p = 0; p < P; ++p) g[p] = act.backward(g[p], y[p], row_total);
-    L::store(grad_input + j, count, g);
+  return L::reduce_sum(total[0]);
+}
+
+// `rows` (<= kRowChunk) rows of n contiguous elements, one after another in memory. All the
+// rows' totals come first: their horizontal reductions then overlap instead of each row's
+// second pass waiting on its own.
+template <class L, class Act, class scalar_t>
+void backward_rows(Act constant, const scalar_t* grad_output, const scalar_t* output,
+                   scalar_t* grad_input, int64_t n, int64_t rows) {
+  static constexpr const RowActivation& act = Act::value;
+  using V = typename L::V;
+  constexpr int P = L::kParts;
+  typename L::opmath totals[kRowChunk];
+  for (int64_t r = 0; r < rows; ++r)
+    totals[r] = backward_row_total<L>(constant, grad_output + r * n, output + r * n, n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const V row_total = L::splat(totals[r]);
+    const int64_t offset = r * n;
+    for (int64_t j = 0; j < n; j += L::kStep) {
+      const int64_t count = std::min(L::kStep, n - j);
+      V g[P], y[P];
+      L::load(grad_output + offset + j, count, g);
+      L::load(output + offset + j, count, y);
+      for (int p = 0; p < P; ++p) g[p] = act.backward(g[p], y[p], row_total);
+      L::store(grad_input + offset + j, count, g);
+    }
   }
 }
 
@@ -240,14 +262,17 @@ void with_constant_activation(RowActivation act, const Fn& fn) {
   }
 }
 
-// Calls row(offset, count) for every row (inner == 1: offset o*n, count 0) or column block
-// (offset o*n*inner + c, count <= kStep) of [outer, n, inner], in parallel.
+// Calls row(offset, count) for every chunk of rows (inner == 1: offset o*n, count rows of n
+// contiguous elements, up to kRowChunk) or column block (offset o*n*inner + c, count <= kStep
+// columns) of [outer, n, inner], in parallel.
 template <class L, class Row>
 void for_each_row(int64_t outer, int64_t n, int64_t inner, const Row& row) {
   if (inner == 1) {
     const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(n, 1));
+    const int64_t chunk = std::clamp<int64_t>(kRowChunkElements / std::max<int64_t>(n, 1), 1,
+                                              kRowChunk);
     at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) row(o * n, int64_t(0));
+      for (int64_t o = begin; o < end; o += chunk) row(o * n, std::min(chunk, end - o));
     });
     return;
   }
@@ -268,7 +293,8 @@ void forward(RowActivation act, const scalar_t* input, scalar_t* output, int64_t
   with_constant_activation(act, [&](auto constant) {
     for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
       if (inner == 1) {
-        forward_row<L>(constant, input + offset, output + offset, n);
+        for (int64_t r = 0; r < count; ++r)
+          forward_row<L>(constant, input + offset + r * n, output + offset + r * n, n);
       } else {
         forward_columns<L>(constant, input + offset, output + offset, n, inner, count);
       }
@@ -282,7 +308,8 @@ void backward(RowActivation act, const scalar_t* grad_output, const scalar_t* ou
   with_constant_activation(act, [&](auto constant) {
     for_each_row<L>(outer, n, inner, [&](int64_t offset, int64_t count) {
       if (inner == 1) {
-        backward_row<L>(constant, grad_output + offset, output + offset, grad_input + offset, n);
+        backward_rows<L>(constant, grad_output + offset, output + offset, grad_input + offset, n,
+                         count);
       } else {
         backward_columns<L>(constant, grad_output + offset, output + offset, grad_input + offset,
                             n, inner, count);

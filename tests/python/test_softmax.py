@@ -177,6 +177,7 @@ SHAPE_DIMS = [
     ((6, 1), [-1]),  # rows of 1
     ((1, 6), [0]),
     ((2, 1000), [-1]),
+    ((4099, 16), [-1]),  # many short rows: split among threads, then into row chunks
     ((3, 4097), [-1, 0]),
     ((4097, 3), [0]),
     ((1000, 2), [0]),
