@@ -28,6 +28,8 @@
 
 #include <fusedact/rowwise.h>
 
+#include "runs.h"  // touch_pages
+
 namespace fusedact {
 namespace cpu {
 namespace rowwise {
@@ -39,18 +41,6 @@ constexpr int64_t kPairwiseLeaf = 16;
 // Short rows are handled up to kRowChunk at a time, as many as make kRowChunkElements
 // (backward_rows: long rows would leave the cache between the passes).
 constexpr int64_t kRowChunk = 8, kRowChunkElements = 1024;
-// Output bytes whose pages are touched at once, ahead of the rows that write them.
-constexpr int64_t kTouchBytes = int64_t(1) << 20;
-
-// Stores a zero byte every 4096 bytes of [p, p + bytes) (its own elements only, which the
-// kernel overwrites next). A fresh output's page faults then come in one burst instead of one
-// in the middle of each row's loops, where on the AMD EPYC each cost more: 4096 x 4096 float32
-// softmax with a fresh output, 1 thread, 43-44 ms -> 34.6-35 ms (torch 38 ms; the kernel alone
-// into a reused output 9.9 ms). A page begun before p may be left out: it then faults as before.
-inline void touch_pages(void* p, int64_t bytes) {
-  volatile char* c = static_cast<char*>(p);
-  for (int64_t i = 0; i < bytes; i += 4096) c[i] = 0;
-}
 
 // sum = the sum of add(j, sum) over j in [begin, end) (each call adds term j into the P
 // values it is given), summed pairwise: the rounding error grows like log(n), not n, and

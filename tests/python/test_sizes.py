@@ -106,6 +106,45 @@ def test_rrelu_training_empty(device):
 
 
 # ---------------------------------------------------------------------------------------
+# Outputs of several MiB: the CPU kernels store a zero byte into each page of a fresh output,
+# 1 MiB at a time, before computing it (runs.h touch_pages). Results must still match torch,
+# and an in-place op (output = input) must not be touched.
+
+
+def test_outputs_across_touch_blocks_match_torch():
+    torch.manual_seed(0)
+    x = torch.randn(1000, 1037) * 3  # 4.0 MiB of float32, rows not page-aligned
+    g = torch.randn_like(x)
+    xg = x.detach().requires_grad_()
+    y = torch.ops.fusedact.gelu(xg, "none")
+    (gx,) = torch.autograd.grad(y, xg, g)
+    assert_close(y, F.gelu(x))
+    xr = x.detach().requires_grad_()
+    (gx_ref,) = torch.autograd.grad(F.gelu(xr), xr, g)
+    assert_close(gx, gx_ref)
+
+    packed = torch.randn(600, 2 * 1037).requires_grad_()  # gated: strided halves in
+    out = torch.ops.fusedact.swiglu(packed, -1)
+    gate, up = packed.detach().chunk(2, -1)
+    assert_close(out, F.silu(gate) * up)
+    go = torch.randn_like(out)
+    (gp,) = torch.autograd.grad(out, packed, go)  # both halves written into one packed tensor
+    ref_packed_input = packed.detach().requires_grad_()
+    a, b = ref_packed_input.chunk(2, -1)
+    (gp_ref,) = torch.autograd.grad(F.silu(a) * b, ref_packed_input, go)
+    assert_close(gp, gp_ref)
+
+    assert_close(torch.ops.fusedact.softmax(x, -1, None), torch.softmax(x, -1))
+    y = torch.softmax(x, -1)
+    assert_close(torch.ops.fusedact.softmax_backward(g, y, -1),
+                 torch._softmax_backward_data(g, y, -1, x.dtype))
+
+    inplace = x.clone()
+    torch.ops.fusedact.hardtanh_(inplace, -1.0, 1.0)
+    assert_close(inplace, F.hardtanh(x, -1.0, 1.0), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------
 # More than 2^31 elements (CPU).
 
 HUGE = 2**31 + 3  # output elements: every offset past 2^31 - 1 overflows 32 bits
