@@ -28,7 +28,7 @@
 
 #include <fusedact/rowwise.h>
 
-#include "runs.h"  // touch_pages
+#include "runs.h"  // prefault_pages
 
 namespace fusedact {
 namespace cpu {
@@ -265,20 +265,23 @@ void with_constant_activation(RowActivation act, const Fn& fn) {
 }
 
 // Calls row(offset, count) for every chunk of rows (inner == 1: offset o*n, count rows of n
-// contiguous elements, up to kRowChunk; their pages of `output` touched first) or column
-// block (offset o*n*inner + c, count <= kStep columns) of [outer, n, inner], in parallel.
+// contiguous elements, up to kRowChunk; their pages of `output` prefaulted first when it spans
+// at least kPrefaultBytes) or column block (offset o*n*inner + c, count <= kStep columns) of
+// [outer, n, inner], in parallel.
 template <class L, class scalar_t, class Row>
 void for_each_row(int64_t outer, int64_t n, int64_t inner, scalar_t* output, const Row& row) {
   if (inner == 1) {
     const int64_t row_length = std::max<int64_t>(n, 1);
     const int64_t grain = std::max<int64_t>(1, kGrainElements / row_length);
     const int64_t chunk = std::clamp<int64_t>(kRowChunkElements / row_length, 1, kRowChunk);
-    const int64_t touch_rows =
-        std::max<int64_t>(1, kTouchBytes / (row_length * int64_t(sizeof(scalar_t))));
+    const int64_t prefault_rows =
+        std::max<int64_t>(1, kPrefaultBytes / (row_length * int64_t(sizeof(scalar_t))));
+    const bool prefault = outer * n * int64_t(sizeof(scalar_t)) >= kPrefaultBytes;
     at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t block = begin; block < end; block += touch_rows) {
-        const int64_t block_end = std::min(end, block + touch_rows);
-        touch_pages(output + block * n, (block_end - block) * n * int64_t(sizeof(scalar_t)));
+      for (int64_t block = begin; block < end; block += prefault_rows) {
+        const int64_t block_end = std::min(end, block + prefault_rows);
+        if (prefault)
+          prefault_pages(output + block * n, (block_end - block) * n * int64_t(sizeof(scalar_t)));
         for (int64_t o = block; o < block_end; o += chunk)
           row(o * n, std::min(chunk, block_end - o));
       }

@@ -106,12 +106,12 @@ def test_rrelu_training_empty(device):
 
 
 # ---------------------------------------------------------------------------------------
-# Outputs of several MiB: the CPU kernels store a zero byte into each page of a fresh output,
-# 1 MiB at a time, before computing it (runs.h touch_pages). Results must still match torch,
-# and an in-place op (output = input) must not be touched.
+# Outputs of several MiB: the CPU kernels map a fresh output's pages 1 MiB at a time before
+# computing them (runs.h prefault_pages). Results must still match torch, across blocks, for
+# strided outputs and for an in-place op (output = input, already mapped).
 
 
-def test_outputs_across_touch_blocks_match_torch():
+def test_outputs_across_prefault_blocks_match_torch():
     torch.manual_seed(0)
     x = torch.randn(1000, 1037) * 3  # 4.0 MiB of float32, rows not page-aligned
     g = torch.randn_like(x)
@@ -142,6 +142,12 @@ def test_outputs_across_touch_blocks_match_torch():
     inplace = x.clone()
     torch.ops.fusedact.hardtanh_(inplace, -1.0, 1.0)
     assert_close(inplace, F.hardtanh(x, -1.0, 1.0), rtol=0, atol=0)
+    for columns in (700, 300):  # strided in-place rows: dense enough to prefault, and not
+        inplace = x.clone()
+        torch.ops.fusedact.hardtanh_(inplace[:, :columns], -1.0, 1.0)
+        expected = x.clone()
+        expected[:, :columns] = F.hardtanh(x[:, :columns], -1.0, 1.0)
+        assert_close(inplace, expected, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------------------
