@@ -25,12 +25,12 @@ constexpr int64_t kPrefaultBytes = int64_t(1) << 20;
 
 // Maps the pages of [p, p + bytes) writable in one madvise(MADV_POPULATE_WRITE) call when
 // they are not mapped yet (a fresh output), without changing a byte. A fresh output's page
-// faults, taken one by one inside a kernel's loops, cost more on the AMD EPYC than the kernel:
-// 4096 x 4096 float32 softmax, 1 thread, 43-44 ms with a fresh output vs 9.9 ms into a reused
-// one (torch 38 ms). Mapping 64 MiB: 20.5-21 ms by one store per page, 13.5-13.7 ms in 1 MiB
-// madvise calls (2026-11-23). Mapped pages are left alone: populating them again costs about
-// 7.6 us per MiB, the mincore() check 0.3 us. Elsewhere (not Linux, or an old kernel) the
-// pages fault in as the kernel writes them.
+// faults, taken one by one inside a kernel's loops, cost more than the kernel itself: 4096 x
+// 4096 float32 softmax, 1 thread, 43-44 ms with a fresh output vs 9.9 ms into a reused one
+// (AMD EPYC; torch 38 ms). Mapping 64 MiB on the Intel Xeon: 19.5-21 ms by one store per page,
+// 13.5-14.7 ms in 1 MiB madvise calls. Mapped pages are left alone: populating them again
+// costs about 7.6 us per MiB, the mincore() check 0.3 us. Elsewhere (not Linux, or a kernel
+// before 5.14) the pages fault in as the kernel writes them.
 inline void prefault_pages(const void* p, int64_t bytes) {
 #ifdef __linux__
 #ifdef MADV_POPULATE_WRITE
