@@ -11,6 +11,11 @@ need another copy). Marked slow; CI runs it (`make test` runs every test). On CU
 same checks run in `make gpu-check`.
 """
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,6 +153,42 @@ def test_outputs_across_prefault_blocks_match_torch():
         expected = x.clone()
         expected[:, :columns] = F.hardtanh(x[:, :columns], -1.0, 1.0)
         assert_close(inplace, expected, rtol=0, atol=0)
+
+
+_FRESH_OUTPUTS_SCRIPT = """
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+import fusedact
+
+torch.manual_seed(0)
+x = torch.randn(2304, 4096) * 3  # 36 MiB outputs: past glibc's largest mmap threshold
+g = torch.randn_like(x)
+xg = x.detach().requires_grad_()
+y = torch.ops.fusedact.gelu(xg, "none")
+(gx,) = torch.autograd.grad(y, xg, g)
+assert_close(y, F.gelu(x))
+xr = x.detach().requires_grad_()
+(gx_ref,) = torch.autograd.grad(F.gelu(xr), xr, g)
+assert_close(gx, gx_ref)
+packed = torch.randn(2304, 2 * 4096)
+gate, up = packed.chunk(2, -1)
+assert_close(torch.ops.fusedact.swiglu(packed, -1), F.silu(gate) * up)
+assert_close(torch.ops.fusedact.softmax(x, -1, None), torch.softmax(x, -1))
+print("ok")
+"""
+
+
+def test_fresh_outputs_prefaulted_match_torch():
+    # The outputs above start NaN-filled (conftest), so their pages are mapped before the
+    # kernels run and prefault_pages leaves them alone. A child process without the fill
+    # gets fresh 36 MiB mappings, which it populates (seen with strace -e madvise).
+    env = {k: v for k, v in os.environ.items() if k != "FUSEDACT_FILL_OUTPUTS_WITH_NAN"}
+    python_dir = str(pathlib.Path(fusedact.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [python_dir, env.get("PYTHONPATH")] if p)
+    result = subprocess.run([sys.executable, "-c", _FRESH_OUTPUTS_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
 # ---------------------------------------------------------------------------------------
