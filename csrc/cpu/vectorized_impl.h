@@ -165,7 +165,7 @@ void evaluate(const Kernel& kernel, const V* in, V* out) {
 
 // Bytes ahead of each input that the SIMD loops prefetch. The hardware prefetchers alone fell
 // behind the bfloat16 loops once their data came from memory: sigmoid forward, 1 thread,
-// 16-64 MiB of bfloat16, 0.94-1.96 -> 0.46-1.0 ns per element (torch 0.47-1.23), with float32
+// 24-64 MiB of bfloat16, 0.94-1.97 -> 0.46-1.01 ns per element (torch 0.47-1.28), with float32
 // and in-cache times unchanged (Intel Xeon with AVX-512, 2026-11-23). The float loop below,
 // two vectors per iteration, prefetches one line of the two: that measured the same.
 constexpr int64_t kPrefetchBytes = 4096;
