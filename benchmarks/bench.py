@@ -1191,6 +1191,14 @@ def bench_device(device: torch.device, cfg: argparse.Namespace, command: str) ->
         notes.append("Liger-Kernel: CUDA only (Triton), not run on CPU")
     if not cfg.compile:
         notes.append("torch.compile baseline skipped (--no-compile)")
+    else:
+        # The backward rows call autograd.grad on a retained graph, which a compiled backward
+        # refuses while it donates saved intermediates' buffers to its outputs.
+        from torch._functorch import config as functorch_config
+
+        functorch_config.donated_buffer = False
+        notes.append("torch.compile: buffer donation off (torch._functorch.config.donated_buffer = False), "
+                     "so its backward can be timed on a retained graph like the others")
     baselines = [b for b in BASELINES if b != "liger" or (device.type == "cuda" and liger_functions())]
     if not cfg.compile:
         baselines.remove("compile")
