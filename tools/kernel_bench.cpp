@@ -1,6 +1,6 @@
 // In-cache throughput of the AVX-512 kernels alone (run_contiguous, 1 thread, no dispatcher
-// or allocation), float32 and bfloat16: ns per element, best of 400 runs over 32768
-// normal(0, 3) values (normal(0, STD) with the argument STD).
+// or allocation), unary and gated, float32 and bfloat16: ns per (output) element, best of
+// 400 runs over 32768 normal(0, 3) values (normal(0, STD) with the argument STD).
 // For A/B comparisons of functor or vec_float_math changes; build it once per version:
 //   TI=.venv/lib/python3.11/site-packages/torch/include
 //   g++ -O3 -std=c++17 -fopenmp -Icsrc/include -I$TI -I$TI/torch/csrc/api/include \
@@ -27,15 +27,17 @@ using namespace fusedact;
 constexpr int64_t kElements = 32768;
 template <class S>
 struct Buffers {
-  std::vector<S> first, second, out;  // backward: (grad_output, input) -> grad_input
+  // unary backward: (grad_output, input) -> grad_input; gated backward: (grad_output,
+  // gate, up = first) -> (grad_gate, grad_up)
+  std::vector<S> first, second, out, second_out;
 };
 Buffers<float> floats;
 Buffers<c10::BFloat16> bfloat16s;
 
 template <class S, class Kernel>
 double ns_per_element(const Buffers<S>& buffers, const Kernel& kernel) {
-  const S* in[2] = {buffers.first.data(), buffers.second.data()};
-  S* outputs[1] = {const_cast<S*>(buffers.out.data())};
+  const S* in[3] = {buffers.first.data(), buffers.second.data(), buffers.first.data()};
+  S* outputs[2] = {const_cast<S*>(buffers.out.data()), const_cast<S*>(buffers.second_out.data())};
   double best = 1e30;
   for (int run = 0; run < 400; ++run) {
     const auto start = std::chrono::steady_clock::now();
@@ -58,6 +60,13 @@ void forward_and_backward(const std::string& name, const Act& act) {
   time_kernel(name + " bwd", UnaryBackward<UnaryDerivatives<Act>>{unary_derivatives(act)});
 }
 
+// forward: gate = first, up = second; backward: grad_output = first, gate = second, up = first
+template <class Act>
+void gated_forward_and_backward(const std::string& name, const Act& act) {
+  time_kernel(name + " fwd", GatedForward<Act>{act});
+  time_kernel(name + " bwd", GatedBackward<Act>{act});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,9 +77,11 @@ int main(int argc, char** argv) {
     for (float& v : *buffers) v = normal(generator);
   }
   floats.out.resize(kElements);
+  floats.second_out.resize(kElements);
   bfloat16s.first.assign(floats.first.begin(), floats.first.end());
   bfloat16s.second.assign(floats.second.begin(), floats.second.end());
   bfloat16s.out.resize(kElements);
+  bfloat16s.second_out.resize(kElements);
   std::printf("op                  float32 bfloat16 (ns/element, normal(0, %s) inputs)\n",
               argc > 1 ? argv[1] : "3");
   forward_and_backward("relu", Relu{});
@@ -86,5 +97,9 @@ int main(int argc, char** argv) {
   forward_and_backward("logsigmoid", Logsigmoid{});
   forward_and_backward("softplus", Softplus{});
   forward_and_backward("mish", Mish{});
+  gated_forward_and_backward("glu", Sigmoid{});
+  gated_forward_and_backward("swiglu", Swish{});
+  gated_forward_and_backward("geglu", Gelu{});
+  gated_forward_and_backward("geglu_tanh", Gelu{true});
   return 0;
 }

@@ -126,6 +126,10 @@ struct Math<at::vec::Vectorized<float>> : VectorMath<float> {
   static V tanh_gelu_slope(const V& x) {
     return vec_float_math::tanh_gelu_slope(x, Compound<V>::tanh_gelu_slope(x));
   }
+  template <class Formula>
+  static V tanh_gelu_slope(const V& x, const Formula& formula) {
+    return vec_float_math::tanh_gelu_slope(x, formula());
+  }
 };
 
 namespace cpu {

@@ -29,6 +29,13 @@
 #else
 #define FUSEDACT_HD inline
 #endif
+// FUSEDACT_HD, inlined on the host too whatever GCC's size heuristics say: for the members
+// that GCC otherwise called out of line from the SIMD loops (a call per vector).
+#if defined(__CUDACC__) || !defined(__GNUC__)
+#define FUSEDACT_HD_INLINE FUSEDACT_HD
+#else
+#define FUSEDACT_HD_INLINE inline __attribute__((always_inline))
+#endif
 
 namespace fusedact {
 
@@ -106,6 +113,16 @@ struct CompoundMembers {
   FUSEDACT_HD static T normal_cdf(T x) { return T(Compound<W>::normal_cdf(W(x))); }
   FUSEDACT_HD static T cdf_plus_x_pdf(T x) { return T(Compound<W>::cdf_plus_x_pdf(W(x))); }
   FUSEDACT_HD static T tanh_gelu_slope(T x) { return T(Compound<W>::tanh_gelu_slope(W(x))); }
+  // The same, where the caller can evaluate the formula in T sharing its own s (formula():
+  // Gelu::tanh_slope_of): that value when W is T, else recomputed in W.
+  template <class Formula>
+  FUSEDACT_HD static T tanh_gelu_slope(T x, const Formula& formula) {
+    if constexpr (std::is_same_v<T, W>) {
+      return formula();
+    } else {
+      return tanh_gelu_slope(x);
+    }
+  }
 };
 
 template <class T>
@@ -215,7 +232,7 @@ struct Gelu {
   }
 
   template <class T>
-  FUSEDACT_HD T forward(T x) const {
+  FUSEDACT_HD_INLINE T forward(T x) const {
     using M = Math<T>;
     if (tanh_approx) {
       T du, ddu, s, one_minus_s;
@@ -225,23 +242,44 @@ struct Gelu {
     return x * M::normal_cdf(x);
   }
 
-  // The tanh form's f' (Compound::tanh_gelu_slope). Saturated (s or 1 - s is 0), x*du may
-  // be infinite: f' is 1, or -0 (the exact value is a tiny negative number).
+  // The tanh form's f' (Compound::tanh_gelu_slope) from inner's values. Saturated (s or
+  // 1 - s is 0), x*du may be infinite: f' is 1, or -0 (the exact value is a tiny negative
+  // number).
   template <class T>
-  FUSEDACT_HD static T tanh_slope(T x) {
+  FUSEDACT_HD static T tanh_slope_of(T x, T du, T s, T one_minus_s) {
     using M = Math<T>;
-    T du, ddu, s, one_minus_s;
-    inner(x, du, ddu, s, one_minus_s);
     const auto finite = is_finite(x);
     const T slope =
         M::select((one_minus_s == M::c(0)) & finite, M::c(0), M::c(2) * x * one_minus_s * du);
     return M::select((s == M::c(0)) & finite, M::c(-0.0), s * (M::c(1) + slope));
   }
+  template <class T>
+  FUSEDACT_HD static T tanh_slope(T x) {
+    T du, ddu, s, one_minus_s;
+    inner(x, du, ddu, s, one_minus_s);
+    return tanh_slope_of(x, du, s, one_minus_s);
+  }
 
   template <class T>
-  FUSEDACT_HD T d1(T x) const {
+  FUSEDACT_HD_INLINE T d1(T x) const {
     using M = Math<T>;
     return tanh_approx ? M::tanh_gelu_slope(x) : M::cdf_plus_x_pdf(x);
+  }
+
+  // f and f' together (GatedBackward): the tanh form's share one s = sigmoid(2u), one exp and
+  // one division, which the compiler did not merge between forward and d1 (geglu backward
+  // cost their sum).
+  template <class T>
+  FUSEDACT_HD_INLINE void forward_and_d1(T x, T& f, T& f1) const {
+    if (!tanh_approx) {
+      f = forward(x);
+      f1 = d1(x);
+      return;
+    }
+    T du, ddu, s, one_minus_s;
+    inner(x, du, ddu, s, one_minus_s);
+    f = x * s;
+    f1 = Math<T>::tanh_gelu_slope(x, [&] { return tanh_slope_of(x, du, s, one_minus_s); });
   }
 
   template <class T>
@@ -1004,6 +1042,15 @@ struct HasBackward<Act, T,
                                                                           std::declval<T>()))>>
     : std::true_type {};
 
+// Whether Act computes f and f' together (forward_and_d1), sharing their work.
+template <class Act, class T, class = void>
+struct HasForwardAndD1 : std::false_type {};
+template <class Act, class T>
+struct HasForwardAndD1<Act, T,
+                       std::void_t<decltype(std::declval<const Act&>().forward_and_d1(
+                           std::declval<T>(), std::declval<T&>(), std::declval<T&>()))>>
+    : std::true_type {};
+
 template <class Act, class T>
 FUSEDACT_HD T chain_rule(const Act& act, T dy, T x) {
   if constexpr (HasBackward<Act, T>::value) {
@@ -1081,8 +1128,16 @@ struct GatedBackward {
   template <class T>
   FUSEDACT_HD void operator()(const T* in, T* out) const {
     const T dy = in[0], gate = in[1], up = in[2];
-    out[0] = chain_rule(act, dy * up, gate);  // torch's order: (dy*up) through f'
-    out[1] = dy * act.forward(gate);
+    // torch's order: (dy*up) through f'
+    if constexpr (HasForwardAndD1<Act, T>::value) {
+      T f, f1;
+      act.forward_and_d1(gate, f, f1);
+      out[0] = (dy * up) * f1;
+      out[1] = dy * f;
+    } else {
+      out[0] = chain_rule(act, dy * up, gate);
+      out[1] = dy * act.forward(gate);
+    }
   }
 };
 
