@@ -266,9 +266,9 @@ struct Gelu {
     return tanh_approx ? M::tanh_gelu_slope(x) : M::cdf_plus_x_pdf(x);
   }
 
-  // f and f' together (GatedBackward): the tanh form's share one s = sigmoid(2u), one exp and
-  // one division, which the compiler did not merge between forward and d1 (geglu backward
-  // cost their sum).
+  // f and f' together (GatedBackward). In the tanh form they share s = sigmoid(2u), one exp
+  // and one division, which the compiler did not merge between forward and d1 (geglu's
+  // backward cost their sum).
   template <class T>
   FUSEDACT_HD_INLINE void forward_and_d1(T x, T& f, T& f1) const {
     if (!tanh_approx) {
