@@ -11,6 +11,7 @@ need another copy). Marked slow; CI runs it (`make test` runs every test). On CU
 same checks run in `make gpu-check`.
 """
 
+import inspect
 import os
 import pathlib
 import subprocess
@@ -116,10 +117,9 @@ def test_rrelu_training_empty(device):
 # strided outputs and for an in-place op (output = input, already mapped).
 
 
-def test_outputs_across_prefault_blocks_match_torch():
-    torch.manual_seed(0)
-    x = torch.randn(1000, 1037) * 3  # 4.0 MiB of float32, rows not page-aligned
-    g = torch.randn_like(x)
+def _gelu_swiglu_softmax_match_torch(x, g, packed):
+    """gelu forward and backward (output gradient g), swiglu on packed and softmax, against
+    torch: what both tests below run (the child process gets this function's source)."""
     xg = x.detach().requires_grad_()
     y = torch.ops.fusedact.gelu(xg, "none")
     (gx,) = torch.autograd.grad(y, xg, g)
@@ -127,11 +127,20 @@ def test_outputs_across_prefault_blocks_match_torch():
     xr = x.detach().requires_grad_()
     (gx_ref,) = torch.autograd.grad(F.gelu(xr), xr, g)
     assert_close(gx, gx_ref)
+    gate, up = packed.chunk(2, -1)  # gated: strided halves in
+    assert_close(torch.ops.fusedact.swiglu(packed, -1), F.silu(gate) * up)
+    assert_close(torch.ops.fusedact.softmax(x, -1, None), torch.softmax(x, -1))
 
-    packed = torch.randn(600, 2 * 1037).requires_grad_()  # gated: strided halves in
+
+def test_outputs_across_prefault_blocks_match_torch():
+    torch.manual_seed(0)
+    x = torch.randn(1000, 1037) * 3  # 4.0 MiB of float32, rows not page-aligned
+    g = torch.randn_like(x)
+    packed = torch.randn(600, 2 * 1037)
+    _gelu_swiglu_softmax_match_torch(x, g, packed)
+
+    packed.requires_grad_()
     out = torch.ops.fusedact.swiglu(packed, -1)
-    gate, up = packed.detach().chunk(2, -1)
-    assert_close(out, F.silu(gate) * up)
     go = torch.randn_like(out)
     (gp,) = torch.autograd.grad(out, packed, go)  # both halves written into one packed tensor
     ref_packed_input = packed.detach().requires_grad_()
@@ -139,7 +148,6 @@ def test_outputs_across_prefault_blocks_match_torch():
     (gp_ref,) = torch.autograd.grad(F.silu(a) * b, ref_packed_input, go)
     assert_close(gp, gp_ref)
 
-    assert_close(torch.ops.fusedact.softmax(x, -1, None), torch.softmax(x, -1))
     y = torch.softmax(x, -1)
     assert_close(torch.ops.fusedact.softmax_backward(g, y, -1),
                  torch._softmax_backward_data(g, y, -1, x.dtype))
@@ -155,26 +163,16 @@ def test_outputs_across_prefault_blocks_match_torch():
         assert_close(inplace, expected, rtol=0, atol=0)
 
 
-_FRESH_OUTPUTS_SCRIPT = """
+_FRESH_OUTPUTS_SCRIPT = f"""
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 import fusedact
 
+{inspect.getsource(_gelu_swiglu_softmax_match_torch)}
 torch.manual_seed(0)
 x = torch.randn(2304, 4096) * 3  # 36 MiB outputs: past glibc's largest mmap threshold
-g = torch.randn_like(x)
-xg = x.detach().requires_grad_()
-y = torch.ops.fusedact.gelu(xg, "none")
-(gx,) = torch.autograd.grad(y, xg, g)
-assert_close(y, F.gelu(x))
-xr = x.detach().requires_grad_()
-(gx_ref,) = torch.autograd.grad(F.gelu(xr), xr, g)
-assert_close(gx, gx_ref)
-packed = torch.randn(2304, 2 * 4096)
-gate, up = packed.chunk(2, -1)
-assert_close(torch.ops.fusedact.swiglu(packed, -1), F.silu(gate) * up)
-assert_close(torch.ops.fusedact.softmax(x, -1, None), torch.softmax(x, -1))
+_gelu_swiglu_softmax_match_torch(x, torch.randn_like(x), torch.randn(2304, 2 * 4096))
 print("ok")
 """
 
