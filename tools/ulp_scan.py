@@ -33,6 +33,7 @@ def tanh_gelu_slope(t):  # s*(1 + 2t(1-s)u'), s = sigmoid(2u): no 1 + tanh(u) to
 # name -> (fusedact, torch's built-in, float64 reference)
 OPS = {
     "tanh": (torch.ops.fusedact.tanh, torch.tanh, torch.tanh),
+    "sigmoid": (torch.ops.fusedact.sigmoid, torch.sigmoid, torch.sigmoid),
     "softplus": (lambda t: torch.ops.fusedact.softplus(t, 1.0, 20.0), F.softplus, F.softplus),
     "logsigmoid": (torch.ops.fusedact.logsigmoid, F.logsigmoid, F.logsigmoid),
     "mish": (torch.ops.fusedact.mish, F.mish, F.mish),
