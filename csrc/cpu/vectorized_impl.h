@@ -167,6 +167,57 @@ void evaluate(const Kernel& kernel, const V* in, V* out) {
   for (int o = 0; o < Kernel::kOutputs; ++o) out[o] = canonical_nan(out[o]);
 }
 
+// Storage vectors of a half type to float vectors and back, for the elementwise loops, where
+// which element sits in which float lane does not matter. float16: at::vec's two halves.
+template <class scalar_t>
+struct HalfLanes {
+  using Storage = Vectorized<scalar_t>;
+  using Float = Vectorized<float>;
+  static void to_float(const Storage& v, Float& first, Float& second) {
+    std::tie(first, second) = at::vec::convert_to_float<scalar_t>(v);
+  }
+  static Storage from_float(const Float& first, const Float& second) {
+    return at::vec::convert_from_float<scalar_t>(first, second);
+  }
+};
+
+// bfloat16: the even elements (shifted into the high half of their 32-bit lane) and the odd
+// ones (masked in place), two instructions where the two halves take five; the results go
+// back interleaved by one 16-bit blend. Rounding is to nearest even, as c10::BFloat16 rounds,
+// by adding 0x7FFF plus the lowest kept bit; it relies on NaN lanes being canonical
+// (evaluate), so that no NaN payload carries into the exponent or the sign (at::vec's
+// conversion checks for NaN itself). In cache (tools/kernel_bench.cpp), relu forward:
+// 0.130 -> 0.102-0.109 ns per element, hardsigmoid forward 0.31 -> 0.19-0.21.
+template <>
+struct HalfLanes<c10::BFloat16> {
+  using Storage = Vectorized<c10::BFloat16>;
+  using Float = Vectorized<float>;
+  using Ints = Vectorized<int32_t>;
+#if defined(CPU_CAPABILITY_AVX512)
+  using Register = __m512i;
+#else
+  using Register = __m256i;
+#endif
+  static void to_float(const Storage& v, Float& even, Float& odd) {
+    const Ints words(static_cast<Register>(v));
+    even = at::vec::cast<float>(words << Ints(16));
+    odd = at::vec::cast<float>(words & Ints(static_cast<int32_t>(0xFFFF0000u)));
+  }
+  // each lane's bfloat16 in its high 16 bits
+  static Ints rounded(const Float& v) {
+    const Ints b = at::vec::cast<int32_t>(v);
+    return b + Ints(0x7FFF) + ((b >> Ints(16)) & Ints(1));
+  }
+  static Storage from_float(const Float& even, const Float& odd) {
+    const Ints low = rounded(even) >> Ints(16), high = rounded(odd);
+#if defined(CPU_CAPABILITY_AVX512)
+    return Storage(_mm512_mask_blend_epi16(0xAAAAAAAAu, low, high));
+#else
+    return Storage(_mm256_blend_epi16(low, high, 0xAA));
+#endif
+  }
+};
+
 // Bytes ahead of each input that the SIMD loops prefetch. The hardware prefetchers alone fell
 // behind the bfloat16 loops once their data came from memory: sigmoid forward, 1 thread,
 // 24-64 MiB of bfloat16, 0.94-1.97 -> 0.46-1.01 ns per element (torch 0.47-1.28), with float32
@@ -213,12 +264,11 @@ void run_contiguous(const Kernel& kernel, const scalar_t* const* in, scalar_t* c
     } else {
       using Float = Vectorized<float>;
       Float low[kIn], high[kIn], low_out[kOut], high_out[kOut];
-      for (int i = 0; i < kIn; ++i)
-        std::tie(low[i], high[i]) = at::vec::convert_to_float<scalar_t>(loaded[i]);
+      for (int i = 0; i < kIn; ++i) HalfLanes<scalar_t>::to_float(loaded[i], low[i], high[i]);
       evaluate(kernel, low, low_out);
       evaluate(kernel, high, high_out);
       for (int o = 0; o < kOut; ++o)
-        results[o] = at::vec::convert_from_float<scalar_t>(low_out[o], high_out[o]);
+        results[o] = HalfLanes<scalar_t>::from_float(low_out[o], high_out[o]);
     }
     for (int o = 0; o < kOut; ++o) {
       if (count == step) {
