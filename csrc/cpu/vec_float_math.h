@@ -116,12 +116,16 @@ constexpr float kExpMinArg = -104.f;                // exp rounds to 0 below
 constexpr float kExpClampHigh = 100.f;
 constexpr float kExpClampLow = -150.f;
 
-// n = round(x/ln 2), for |x| < 2^21: adding 1.5 * 2^23 leaves no fraction bits, so the fma
-// rounds to the integer, and subtracting it back is exact (two steps where a multiply and a
+constexpr float kLog2E = 1.44269504088896341f;  // 1/ln 2
+// Added to a float of magnitude below 2^21, 1.5 * 2^23 leaves no fraction bits: the sum is
+// rounded to an integer, which its low mantissa bits hold, and subtracting it back is exact.
+constexpr float kRoundingShift = 12582912.f;
+
+// n = round(x/ln 2), for |x| < 2^21, by kRoundingShift (two steps where a multiply and a
 // round instruction take half again as long).
 inline Floats nearest_ln2_multiple(const Floats& x) {
-  const Floats shift(12582912.f);
-  return at::vec::fmadd(x, Floats(1.44269504088896341f), shift) - shift;
+  const Floats shift(kRoundingShift);
+  return at::vec::fmadd(x, Floats(kLog2E), shift) - shift;
 }
 
 // a - n*ln 2, with the two parts of ln 2 so the products are exact.
@@ -154,8 +158,8 @@ alignas(64) constexpr float kExp2SixteenthsError[16] = {
 // an ulp.
 inline Floats exp_in_range(const Floats& x) {
 #if defined(CPU_CAPABILITY_AVX512)
-  const Floats shift(12582912.f);  // 1.5 * 2^23, as in nearest_ln2_multiple
-  const Floats t = at::vec::fmadd(x, Floats(16.f * 1.44269504088896341f), shift);
+  const Floats shift(kRoundingShift);
+  const Floats t = at::vec::fmadd(x, Floats(16.f * kLog2E), shift);
   const Floats n = (t - shift) * Floats(0.0625f);  // k + j/16, exactly
   // t's low mantissa bits hold 16k + j; the permutes read the lowest 4, j
   const __m512i j = _mm512_castps_si512(t);
